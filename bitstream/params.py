@@ -1,0 +1,163 @@
+"""Per-medium parameter blocks of the header (FORMAT.md, "Parameter blocks").
+
+Each block is a fixed little-endian struct, checked against hard limits when read, so a decoder
+never sizes an allocation from an unchecked field.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ncodec.bitstream.errors import CorruptStreamError, LimitExceededError
+
+MAX_DIM = 65535
+MAX_PIXELS = 1 << 28  # 268 Mpixel, e.g. 16384 x 16384
+MAX_AUDIO_SAMPLES = 1 << 36
+MAX_FRAMES = 1 << 24
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    """Image block, 16 bytes.
+
+    Attributes:
+        width, height: pixels, ``1..65535`` each, at most ``2**28`` in all.
+        channels: of the source: 1 (gray), 3 (RGB) or 4 (RGBA).
+        bit_depth: of the source: 8 or 16 (coded at 8 bits).
+        quality: centi-units of the quality parameter, ``0..10000`` (quality 0.00–100.00).
+        tile: tile edge in pixels, a multiple of 64 in ``64..4096``.
+        alpha: 0 = none, 1 = one extra segment with the zlib-deflated 8-bit alpha plane.
+    """
+
+    width: int
+    height: int
+    channels: int
+    bit_depth: int
+    quality: int
+    tile: int
+    alpha: int = 0
+
+    _S = struct.Struct("<IIBBHHBB")
+
+    def to_bytes(self) -> bytes:
+        self.check()
+        return self._S.pack(
+            self.width, self.height, self.channels, self.bit_depth, self.quality, self.tile, self.alpha, 0
+        )
+
+    @classmethod
+    def from_bytes(cls, b: bytes) -> ImageParams:
+        if len(b) != cls._S.size:
+            raise CorruptStreamError(f"image parameter block is {len(b)} bytes, expected {cls._S.size}")
+        w, h, c, d, q, t, a, reserved = cls._S.unpack(b)
+        if reserved:
+            raise CorruptStreamError("reserved header byte is not zero")
+        p = cls(w, h, c, d, q, t, a)
+        p.check()
+        return p
+
+    def check(self) -> None:
+        if not (1 <= self.width <= MAX_DIM and 1 <= self.height <= MAX_DIM):
+            raise LimitExceededError(f"image size {self.width}x{self.height} outside 1..{MAX_DIM}")
+        if self.width * self.height > MAX_PIXELS:
+            raise LimitExceededError(f"image of {self.width * self.height} pixels exceeds {MAX_PIXELS}")
+        if self.channels not in (1, 3, 4) or self.bit_depth not in (8, 16) or self.alpha not in (0, 1):
+            raise CorruptStreamError("invalid image channels, bit depth or alpha mode")
+        if self.alpha != (self.channels == 4):
+            raise CorruptStreamError("alpha mode does not match the channel count")
+        if not 0 <= self.quality <= 10000 or self.tile % 64 or not 64 <= self.tile <= 4096:
+            raise CorruptStreamError("invalid quality or tile size")
+
+    @property
+    def tiles_x(self) -> int:
+        return -(-self.width // self.tile)
+
+    @property
+    def tiles_y(self) -> int:
+        return -(-self.height // self.tile)
+
+    @property
+    def segments(self) -> int:
+        """Data segments the stream must hold: tiles in raster order, then alpha if any."""
+        return self.tiles_x * self.tiles_y + self.alpha
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    """Audio block, 24 bytes: sample rate (Hz), channels, channel mode (0 independent, 1 mid/side),
+    rate (kbps x 10), samples per channel, samples per chunk (one chunk = one segment)."""
+
+    sample_rate: int
+    channels: int
+    channel_mode: int
+    rate: int
+    samples: int
+    chunk: int
+
+    _S = struct.Struct("<IBBHQQ")
+
+    def to_bytes(self) -> bytes:
+        self.check()
+        return self._S.pack(
+            self.sample_rate, self.channels, self.channel_mode, self.rate, self.samples, self.chunk
+        )
+
+    @classmethod
+    def from_bytes(cls, b: bytes) -> AudioParams:
+        if len(b) != cls._S.size:
+            raise CorruptStreamError(f"audio parameter block is {len(b)} bytes, expected {cls._S.size}")
+        p = cls(*cls._S.unpack(b))
+        p.check()
+        return p
+
+    def check(self) -> None:
+        if (
+            not 8000 <= self.sample_rate <= 192000
+            or not 1 <= self.channels <= 8
+            or self.channel_mode not in (0, 1)
+        ):
+            raise CorruptStreamError("invalid sample rate, channel count or channel mode")
+        if self.samples > MAX_AUDIO_SAMPLES or not 1 <= self.chunk <= 1 << 24:
+            raise LimitExceededError("audio length or chunk size exceeds the limits")
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    """Video block, 24 bytes: width, height (pixels), frame rate as num/den, frame count,
+    quality (centi-units), GOP length (frames per segment)."""
+
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    frames: int
+    quality: int
+    gop: int
+
+    _S = struct.Struct("<HHIIIIi")
+
+    def to_bytes(self) -> bytes:
+        self.check()
+        return self._S.pack(
+            self.width, self.height, self.fps_num, self.fps_den, self.frames, self.quality, self.gop
+        )
+
+    @classmethod
+    def from_bytes(cls, b: bytes) -> VideoParams:
+        if len(b) != cls._S.size:
+            raise CorruptStreamError(f"video parameter block is {len(b)} bytes, expected {cls._S.size}")
+        p = cls(*cls._S.unpack(b))
+        p.check()
+        return p
+
+    def check(self) -> None:
+        if not (1 <= self.width <= MAX_DIM and 1 <= self.height <= MAX_DIM and self.frames <= MAX_FRAMES):
+            raise LimitExceededError("video size or frame count exceeds the limits")
+        if (
+            self.fps_num < 1
+            or self.fps_den < 1
+            or not 1 <= self.gop <= MAX_FRAMES
+            or not 0 <= self.quality <= 10000
+        ):
+            raise CorruptStreamError("invalid frame rate, GOP or quality")

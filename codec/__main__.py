@@ -1,0 +1,5 @@
+"""``python -m ncodec.codec`` is the ``ncodec`` command."""
+
+from ncodec.codec.cli import main
+
+raise SystemExit(main())

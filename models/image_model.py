@@ -1,0 +1,241 @@
+"""The shipped, inference-time image model: float transforms + exact integer table selection.
+
+An :class:`ImageModel` is what a weights file holds: the float analysis/synthesis transforms and
+gains of a trained :class:`~ncodec.models.image.ImageHyperprior`, its hyper-synthesis as exact
+integers (:mod:`ncodec.models.int_hyper`) and the integer probability tables. Entropy coding and
+the container are the codec's job (``ncodec.codec.image``); this class maps pixels to integer
+symbols with their table indexes and back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from ncodec.entropy.tables import TableSet, from_pmfs, gaussian_scale_table, gaussian_tables
+from ncodec.models import layers
+from ncodec.models.int_hyper import (
+    OUT_FRAC_BITS,
+    Z_LIMIT,
+    IntHyperSynthesis,
+    quantize_hyper_synthesis,
+    scale_thresholds,
+    table_indexes,
+)
+
+WEIGHTS_FORMAT = "ncodec-weights"
+WEIGHTS_VERSION = "1"
+KIND = "image-hyperprior"
+DOWNSAMPLE = 64  # total stride of g_a (16) times h_a (4): inputs are padded to this multiple
+Y_LIMIT = 1 << 20
+
+
+class ModelFileError(ValueError):
+    """A weights file is unknown, damaged or of another kind."""
+
+
+class ImageModel(nn.Module):
+    """Inference model. ``quality`` is a float in ``[0, 100]`` mapped linearly onto the trained levels.
+
+    Shapes: images ``[1,3,H,W]`` in ``[0,1]`` with H, W multiples of 64; y ``[1,M,H/16,W/16]``;
+    z ``[1,N,H/64,W/64]``.
+    """
+
+    def __init__(self, config: dict, model_id: str):
+        super().__init__()
+        self.config = dict(config)
+        self.model_id = model_id
+        n, m, levels = config["n"], config["m"], len(config["lambdas"])
+        self.g_a, self.g_s = layers.analysis(n, m), layers.synthesis(n, m)
+        self.h_a = layers.hyper_analysis(n, m)
+        self.log_gain = nn.Parameter(torch.zeros(levels, m))
+        self.log_inv_gain = nn.Parameter(torch.zeros(levels, m))
+        self.h_s_int: IntHyperSynthesis | None = None
+        self.z_tables: TableSet | None = None
+        self.y_tables: TableSet | None = None
+        self.y_thresholds: Tensor | None = None
+        self.digest = b""
+
+    @property
+    def levels(self) -> int:
+        return int(self.log_gain.shape[0])
+
+    def _gain(self, table: Tensor, quality: float) -> Tensor:
+        q = min(max(float(quality), 0.0), 100.0) / 100.0 * (self.levels - 1)
+        lo = min(int(q), self.levels - 2)
+        t = q - lo
+        return ((1 - t) * table[lo] + t * table[lo + 1]).exp()[None, :, None, None]
+
+    @torch.no_grad()
+    def analyze(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
+        """Encoder side: returns scaled latents ``ys`` (float) and hyper-latents ``z_hat`` (int64)."""
+        ys = self.g_a(x) * self._gain(self.log_gain, quality)
+        z_hat = torch.round(self.h_a(ys)).clamp(-Z_LIMIT, Z_LIMIT).to(torch.int64)
+        return ys, z_hat
+
+    @torch.no_grad()
+    def hyper(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """Exact: ``z_hat`` int ``[1,N,h,w]`` -> (mean ``mu`` float64, Gaussian table index int64),
+        both ``[1,M,4h,4w]``. ``mu`` is a multiple of ``2**-8``, exactly representable."""
+        mu_fx, sigma_fx = self.h_s_int(z_hat.cpu())
+        idx = table_indexes(sigma_fx, self.y_thresholds)
+        return mu_fx.to(torch.float64) / (1 << OUT_FRAC_BITS), idx
+
+    @torch.no_grad()
+    def synthesize(self, ys_hat: Tensor, quality: float) -> Tensor:
+        """Decoder side: dequantised scaled latents -> image ``[1,3,H,W]`` clamped to ``[0,1]``."""
+        dev = next(self.g_s.parameters()).device
+        ys_hat = ys_hat.to(device=dev, dtype=torch.float32)
+        return self.g_s(ys_hat * self._gain(self.log_inv_gain, quality).to(dev)).clamp_(0, 1)
+
+    def z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Factorized-table index of every hyper-latent: its channel. int32, flattened NCHW."""
+        b, c, h, w = shape
+        return np.broadcast_to(np.arange(c, dtype=np.int32)[None, :, None, None], shape).reshape(-1)
+
+    # ---- files -------------------------------------------------------------------------------
+
+    def tensors(self) -> dict[str, Tensor]:
+        t = {f"float.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        t.update(self.h_s_int.state_tensors())
+        for name, ts in (("z_tables", self.z_tables), ("y_tables", self.y_tables)):
+            t[f"{name}.cdf"] = torch.from_numpy(ts.cdf)
+            t[f"{name}.sizes"] = torch.from_numpy(ts.sizes)
+            t[f"{name}.offsets"] = torch.from_numpy(ts.offsets)
+        t["y_thresholds"] = self.y_thresholds
+        return t
+
+    def save(self, path: Path, card: dict | None = None) -> None:
+        """Writes a safetensors weights file (no pickle), atomically."""
+        t = self.tensors()
+        meta = {
+            "format": WEIGHTS_FORMAT,
+            "version": WEIGHTS_VERSION,
+            "kind": KIND,
+            "model_id": self.model_id,
+            "config": json.dumps(self.config),
+        }
+        if card:
+            meta["card"] = json.dumps(card)
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        save_file(t, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ImageModel:
+        """Loads a weights file written by :meth:`save`.
+
+        Raises:
+            ModelFileError: not an ncodec image weights file, or missing/ill-shaped tensors.
+        """
+        path = Path(path)
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                t = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # safetensors raises several types for a damaged file
+            raise ModelFileError(f"{path}: not a readable safetensors weights file ({e})") from None
+        if meta.get("format") != WEIGHTS_FORMAT or meta.get("kind") != KIND:
+            raise ModelFileError(f"{path}: not an ncodec {KIND} weights file")
+        if meta.get("version") != WEIGHTS_VERSION:
+            raise ModelFileError(f"{path}: weights version {meta.get('version')}, expected {WEIGHTS_VERSION}")
+        try:
+            model = cls(json.loads(meta["config"]), meta["model_id"])
+            state = {k[6:]: v for k, v in t.items() if k.startswith("float.")}
+            model.load_state_dict(state, strict=True)
+            model.h_s_int = IntHyperSynthesis.from_state_tensors(t)
+            model.z_tables = _tables(t, "z_tables")
+            model.y_tables = _tables(t, "y_tables")
+            model.y_thresholds = t["y_thresholds"].to(torch.int64)
+            if model.y_thresholds.numel() != len(model.y_tables) - 1:
+                raise ValueError("thresholds do not match the Gaussian tables")
+            if len(model.z_tables) != model.config["n"]:
+                raise ValueError("factorized tables do not match the hyper-latent channels")
+        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+            raise ModelFileError(f"{path}: inconsistent weights file ({e})") from None
+        model.eval()
+        model.digest = weights_digest(t)
+        return model
+
+
+def _tables(t: dict[str, Tensor], name: str) -> TableSet:
+    return TableSet(t[f"{name}.cdf"].numpy(), t[f"{name}.sizes"].numpy(), t[f"{name}.offsets"].numpy())
+
+
+def weights_digest(t: dict[str, Tensor]) -> bytes:
+    """SHA-256 over every tensor (name, dtype, shape, bytes) in name order: the model hash."""
+    h = hashlib.sha256()
+    for k in sorted(t):
+        v = t[k].contiguous()
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.digest()
+
+
+# ---- export ------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def factorized_tables(model, tail_mass: float = 1e-9) -> TableSet:
+    """Per-channel tables for ``round(z)`` from the trained EntropyBottleneck's density."""
+    eb = model.entropy_bottleneck
+    q = eb.quantiles.detach()[:, 0, :]  # [C, 3]: lower, median, upper
+    lo = torch.floor(q[:, 0]).clamp(min=-1000).long()
+    hi = torch.ceil(q[:, 2]).clamp(max=1000).long()
+    glo, ghi = int(lo.min()), max(int(hi.max()), int(lo.min()) + 1)
+    v = torch.arange(glo, ghi + 1, dtype=torch.float32)
+    x = v[None, None, :].repeat(q.shape[0], 1, 1)  # [C, 1, V], EntropyBottleneck's layout
+    lik = eb._likelihood(x)[0][:, 0].double().clamp_min(0)
+    pmfs, offsets = [], []
+    for c in range(q.shape[0]):
+        lo_c, hi_c = int(lo[c]), max(int(hi[c]), int(lo[c]) + 1)
+        p = lik[c, lo_c - glo : hi_c - glo + 1].numpy()
+        tail = max(1.0 - p.sum(), tail_mass)
+        pmfs.append(np.concatenate([p, [tail]]))
+        offsets.append(lo_c)
+    return from_pmfs(pmfs, offsets)
+
+
+@torch.no_grad()
+def export(model, calib: Tensor, model_id: str) -> ImageModel:
+    """Turns a trained float model into an :class:`ImageModel`.
+
+    Args:
+        model: the trained :class:`~ncodec.models.image.ImageHyperprior` (CPU).
+        calib: training images ``[B,3,H,W]`` (multiples of 64) used to size integer activations.
+    """
+    model = model.cpu().eval()
+    config = {"n": model.n, "m": model.m, "lambdas": [float(v) for v in model.lambdas]}
+    out = ImageModel(config, model_id)
+    state = {}
+    for name in ("g_a", "g_s", "h_a"):
+        for i, mod in enumerate(getattr(model, name)):
+            if hasattr(mod, "beta_reparam"):  # CompressAI GDN: store the effective parameters
+                c = mod.beta.numel()
+                state[f"{name}.{i}.beta"] = mod.beta_reparam(mod.beta).detach()
+                state[f"{name}.{i}.gamma"] = mod.gamma_reparam(mod.gamma).detach().reshape(c, c)
+            else:
+                for k, v in mod.state_dict().items():
+                    state[f"{name}.{i}.{k}"] = v
+    state["log_gain"], state["log_inv_gain"] = model.log_gain.detach(), model.log_inv_gain.detach()
+    out.load_state_dict(state, strict=True)
+    zs = []
+    for i in range(calib.shape[0]):
+        for qual in (0.0, 50.0, 100.0):
+            _, z = out.analyze(calib[i : i + 1], qual)
+            zs.append(z)
+    out.h_s_int = quantize_hyper_synthesis(model.h_s, torch.cat(zs))
+    out.z_tables = factorized_tables(model)
+    scales = gaussian_scale_table()
+    out.y_tables = gaussian_tables(scales)
+    out.y_thresholds = torch.from_numpy(scale_thresholds(scales))
+    out.digest = weights_digest(out.tensors())
+    return out.eval()

@@ -1,0 +1,197 @@
+"""Exact integer hyper-synthesis: the part of the decoder that selects probability tables.
+
+CompressAI's float hyper-decoder picks tables from float scales; a last-bit difference between two
+machines picks a different table and the decode falls apart (CompressAI issues #279, #309, #320).
+Here ``h_s`` runs on integers only:
+
+* weights are integers (per-output-channel scale, at most ``WEIGHT_BITS`` bits), biases int64;
+* activations are integers in ``[0, 2**ACT_BITS)`` (after ReLU);
+* each convolution runs in float64 on integer values: every product and partial sum is an integer
+  below ``2**53``, so the result is exact in any summation order, on any BLAS, thread count or GPU;
+* requantisation is an int64 multiply, add and arithmetic shift: ``(acc * mult + 2**(shift-1)) >> shift``.
+
+The last layer yields means and scales in fixed point with ``OUT_FRAC_BITS`` fractional bits; a
+scale picks its Gaussian table by integer comparison with stored thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+WEIGHT_BITS = 14
+ACT_BITS = 18
+OUT_FRAC_BITS = 8
+OUT_LIMIT = 1 << 24
+Z_LIMIT = 1 << 12
+"""Decoded hyper-latents are clamped to ``+-Z_LIMIT`` (the encoder clamps first), which keeps every
+accumulator far below ``2**53`` even for a hostile stream."""
+MULT_BITS = 15
+
+
+@dataclass
+class IntLayer:
+    """One integer convolution ``y = requant(conv(x, weight) + bias)``.
+
+    Attributes:
+        transposed: ConvTranspose2d (stride 2, k=5) if True, else Conv2d.
+        weight: float64 tensor of integers, PyTorch layout.
+        bias: int64 ``[Cout]`` in accumulator units.
+        mult, shift: int64 ``[Cout]`` requantisation ``(acc * mult + 2**(shift-1)) >> shift``.
+        relu: clamp to ``[0, 2**ACT_BITS - 1]`` if True, else to ``+-OUT_LIMIT``.
+    """
+
+    transposed: bool
+    stride: int
+    padding: int
+    output_padding: int
+    weight: Tensor
+    bias: Tensor
+    mult: Tensor
+    shift: Tensor
+    relu: bool
+
+    def __call__(self, x: Tensor) -> Tensor:
+        w = self.weight.to(x.device)
+        with torch.backends.cudnn.flags(enabled=False):  # no Winograd/FFT: plain exact GEMM
+            if self.transposed:
+                acc = F.conv_transpose2d(
+                    x, w, stride=self.stride, padding=self.padding, output_padding=self.output_padding
+                )
+            else:
+                acc = F.conv2d(x, w, stride=self.stride, padding=self.padding)
+        acc = torch.round(acc).to(torch.int64) + self.bias.to(x.device)[None, :, None, None]
+        mult = self.mult.to(x.device)[None, :, None, None]
+        shift = self.shift.to(x.device)[None, :, None, None]
+        y = (acc * mult + (1 << (shift - 1))) >> shift
+        y = y.clamp(0, (1 << ACT_BITS) - 1) if self.relu else y.clamp(-OUT_LIMIT, OUT_LIMIT)
+        return y.to(torch.float64)
+
+
+class IntHyperSynthesis:
+    """Integer twin of :func:`ncodec.models.image.hyper_synthesis`.
+
+    ``__call__(z_hat)`` maps int hyper-latents ``[B,N,h,w]`` to ``(mu_fx, sigma_fx)``, int64
+    ``[B,M,4h,4w]`` in units of ``2**-OUT_FRAC_BITS``.
+    """
+
+    def __init__(self, layers: list[IntLayer]):
+        self.layers = layers
+
+    def __call__(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        x = z_hat.to(torch.int64).clamp(-Z_LIMIT, Z_LIMIT).to(torch.float64)
+        for layer in self.layers:
+            x = layer(x)
+        mu, sigma = x.to(torch.int64).chunk(2, dim=1)
+        return mu, sigma
+
+    def state_tensors(self, prefix: str = "h_s_int") -> dict[str, Tensor]:
+        out = {}
+        for i, L in enumerate(self.layers):
+            out[f"{prefix}.{i}.weight"] = L.weight.to(torch.int16)  # |w| < 2**13
+            out[f"{prefix}.{i}.bias"] = L.bias
+            out[f"{prefix}.{i}.mult"] = L.mult
+            out[f"{prefix}.{i}.shift"] = L.shift
+            out[f"{prefix}.{i}.config"] = torch.tensor(
+                [int(L.transposed), L.stride, L.padding, L.output_padding, int(L.relu)], dtype=torch.int64
+            )
+        return out
+
+    @classmethod
+    def from_state_tensors(cls, t: dict[str, Tensor], prefix: str = "h_s_int") -> IntHyperSynthesis:
+        layers, i = [], 0
+        while f"{prefix}.{i}.weight" in t:
+            tr, stride, pad, opad, relu = (int(v) for v in t[f"{prefix}.{i}.config"])
+            w = t[f"{prefix}.{i}.weight"]
+            bias, mult, shift = (t[f"{prefix}.{i}.{k}"].to(torch.int64) for k in ("bias", "mult", "shift"))
+            cout = w.shape[1] if tr else w.shape[0]
+            if not (bias.shape == mult.shape == shift.shape == (cout,)):
+                raise ValueError(f"integer hyper-synthesis layer {i}: inconsistent shapes")
+            if w.abs().max() >= 1 << (WEIGHT_BITS - 1) or (mult <= 0).any() or (mult >= 1 << MULT_BITS).any():
+                raise ValueError(f"integer hyper-synthesis layer {i}: values out of range")
+            if (shift < 1).any() or (shift > 62).any():
+                raise ValueError(f"integer hyper-synthesis layer {i}: shift out of range")
+            layers.append(
+                IntLayer(bool(tr), stride, pad, opad, w.to(torch.float64), bias, mult, shift, bool(relu))
+            )
+            i += 1
+        if not layers:
+            raise ValueError("weights hold no integer hyper-synthesis")
+        return cls(layers)
+
+
+def _requant(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ``mult / 2**shift`` approximations of positive ratios, ``mult`` in ``[2**14, 2**15)``."""
+    e = np.floor(np.log2(ratio)).astype(np.int64)
+    shift = (MULT_BITS - 1) - e
+    mult = np.round(ratio * np.exp2(shift.astype(np.float64))).astype(np.int64)
+    over = mult >= 1 << MULT_BITS
+    mult[over] >>= 1
+    shift[over] -= 1
+    if (shift < 1).any() or (shift > 62).any():
+        raise ValueError("requantisation ratio out of the representable range")
+    return mult, shift
+
+
+def quantize_hyper_synthesis(h_s: nn.Sequential, calib_z: Tensor) -> IntHyperSynthesis:
+    """Builds the integer twin of a trained float ``h_s`` (conv/deconv layers with ReLU between).
+
+    Args:
+        h_s: the float hyper-synthesis.
+        calib_z: rounded hyper-latents ``[B,N,h,w]`` from training images, to size the activations.
+    """
+    convs = [m for m in h_s if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    x_float = calib_z.double()
+    in_scale = 1.0  # real value of one input integer unit
+    layers = []
+    for i, m in enumerate(convs):
+        last = i == len(convs) - 1
+        transposed = isinstance(m, nn.ConvTranspose2d)
+        w = m.weight.detach().double()
+        oc_dim = 1 if transposed else 0
+        wmax = w.abs().amax(dim=[d for d in range(4) if d != oc_dim]).clamp_min(1e-12)
+        s_w = wmax / ((1 << (WEIGHT_BITS - 1)) - 1)  # per output channel
+        shape = [1, -1, 1, 1] if transposed else [-1, 1, 1, 1]
+        w_int = torch.round(w / s_w.view(shape))
+        acc_scale = s_w * in_scale  # real value of one accumulator unit, per channel
+        bias = torch.round(m.bias.detach().double() / acc_scale).to(torch.int64)
+        # float reference output for calibration
+        y = m(x_float.float()).double()
+        if last:
+            out_scale = 2.0**-OUT_FRAC_BITS
+        else:
+            y = y.clamp_min(0)
+            out_scale = float(torch.quantile(y.flatten()[:: max(1, y.numel() // 1_000_000)], 0.99999)) * 1.25
+            out_scale = max(out_scale, 1e-6) / ((1 << ACT_BITS) - 1)
+        mult, shift = _requant((acc_scale / out_scale).numpy())
+        layers.append(
+            IntLayer(
+                transposed,
+                m.stride[0],
+                m.padding[0],
+                m.output_padding[0] if transposed else 0,
+                w_int,
+                bias,
+                torch.from_numpy(mult),
+                torch.from_numpy(shift),
+                relu=not last,
+            )
+        )
+        x_float = y
+        in_scale = out_scale
+    return IntHyperSynthesis(layers)
+
+
+def scale_thresholds(scale_table: np.ndarray) -> np.ndarray:
+    """int64 thresholds: a fixed-point scale ``s_fx`` takes table ``#{j : thr[j] < s_fx}``, which is
+    the first table whose scale is at least ``s_fx * 2**-OUT_FRAC_BITS`` (CompressAI's rule)."""
+    return np.floor(np.asarray(scale_table[:-1], dtype=np.float64) * (1 << OUT_FRAC_BITS)).astype(np.int64)
+
+
+def table_indexes(sigma_fx: Tensor, thresholds: Tensor) -> Tensor:
+    """Gaussian table index per element (int64, same shape), by integer comparison only."""
+    return torch.bucketize(sigma_fx.contiguous(), thresholds.to(sigma_fx.device), right=False)

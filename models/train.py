@@ -1,0 +1,246 @@
+"""Training of the variable-rate image codec (``ncodec train image``).
+
+Random crops from ``../shared/data/images/train`` (never Kodak), a rate-distortion loss at a
+random quality per crop, Adam, and resumable checkpoints in safetensors (model, optimiser moments
+and step in one file; no pickle). Runs on CPU or CUDA (TF32 on CUDA).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def list_images(root: Path) -> list[Path]:
+    """Every image under ``root``, sorted; refuses a Kodak folder (evaluation only)."""
+    files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if any("kodak" in p.parts for p in files):
+        raise ValueError("refusing to train on Kodak: it is the evaluation set")
+    return files
+
+
+class CropSampler:
+    """Random ``crop x crop`` patches from images held in memory as uint8 ``[H, W, 3]`` arrays.
+
+    Images smaller than the crop are upscaled; crops are randomly flipped. ``downscale`` adds a
+    random 0.5–1x resize first, so the model also sees sharper (downsampled) content.
+    """
+
+    def __init__(self, files: list[Path], crop: int, seed: int = 0, downscale: bool = True):
+        self.crop = crop
+        self.rng = random.Random(seed)
+        self.downscale = downscale
+        self.images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        if not self.images:
+            raise ValueError("no training images found")
+
+    def batch(self, size: int) -> torch.Tensor:
+        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
+        for i in range(size):
+            img = self.images[self.rng.randrange(len(self.images))]
+            h, w = img.shape[:2]
+            scale = self.rng.uniform(0.5, 1.0) if self.downscale else 1.0
+            scale = max(scale, self.crop / min(h, w))
+            if scale != 1.0:
+                nh, nw = max(self.crop, round(h * scale)), max(self.crop, round(w * scale))
+                img = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BICUBIC))
+                h, w = nh, nw
+            y, x = self.rng.randrange(h - self.crop + 1), self.rng.randrange(w - self.crop + 1)
+            c = img[y : y + self.crop, x : x + self.crop]
+            if self.rng.random() < 0.5:
+                c = c[:, ::-1]
+            out[i] = c
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict) -> None:
+    """Model weights, Adam moments and ``meta`` (JSON) in one safetensors file, written atomically."""
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if st:
+                tensors[f"opt.exp_avg.{names[id(p)]}"] = st["exp_avg"].contiguous().cpu()
+                tensors[f"opt.exp_avg_sq.{names[id(p)]}"] = st["exp_avg_sq"].contiguous().cpu()
+                meta.setdefault("opt_step", {})[names[id(p)]] = float(st["step"])
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+    tensors = load_file(str(path))
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    if opt is not None:
+        params = dict(model.named_parameters())
+        for name, step in meta.get("opt_step", {}).items():
+            p = params[name]
+            opt.state[p] = {
+                "step": torch.tensor(step),
+                "exp_avg": tensors[f"opt.exp_avg.{name}"].to(p.device),
+                "exp_avg_sq": tensors[f"opt.exp_avg_sq.{name}"].to(p.device),
+            }
+    return meta
+
+
+def train(
+    data: Path,
+    out_dir: Path,
+    *,
+    steps: int,
+    crop: int = 256,
+    batch: int = 8,
+    lr: float = 1e-4,
+    n: int = 128,
+    m: int = 192,
+    device: str = "cpu",
+    seconds: float | None = None,
+    log_every: int = 50,
+    ckpt_every: int = 200,
+    seed: int = 0,
+) -> Path:
+    """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time; returns the
+    checkpoint path (``out_dir/checkpoint.safetensors``)."""
+    from ncodec.models.image import ImageHyperprior, rd_loss
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    model = ImageHyperprior(n, m).to(device)
+    aux_params = [p for k, p in model.named_parameters() if k.endswith(".quantiles")]
+    main_params = [p for k, p in model.named_parameters() if not k.endswith(".quantiles")]
+    opt = torch.optim.Adam(main_params, lr=lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    ckpt = out_dir / "checkpoint.safetensors"
+    meta = {"step": 0, "seconds": 0.0, "n": n, "m": m, "crop": crop, "batch": batch, "history": []}
+    if ckpt.exists():
+        meta = load_checkpoint(ckpt, model, opt)
+        print(f"resumed at step {meta['step']}", flush=True)
+    sampler = CropSampler(list_images(data), crop, seed=seed + meta["step"])
+    meta["data"] = str(data)
+    meta["hardware"] = f"{platform.machine()} {device} {torch.get_num_threads()} threads"
+    t0 = time.time()
+    acc: dict[str, float] = {}
+    while meta["step"] < steps and (seconds is None or time.time() - t0 < seconds):
+        step = meta["step"]
+        # Cosine decay over the last 20% of the planned steps.
+        frac = step / max(steps, 1)
+        cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
+        for g in opt.param_groups:
+            g["lr"] = cur_lr
+        x = sampler.batch(batch).to(device)
+        q = torch.rand(batch, device=device) * (model.levels - 1)
+        out = model(x, q)
+        losses = rd_loss(model, out, x, q)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        opt.step()
+        aux = model.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        for k, v in losses.items():
+            acc[k] = acc.get(k, 0.0) + float(v)
+        meta["step"] = step + 1
+        if meta["step"] % log_every == 0:
+            rec = {k: round(v / log_every, 4) for k, v in acc.items()}
+            rec.update(
+                step=meta["step"],
+                lr=cur_lr,
+                aux=round(float(aux), 2),
+                elapsed=round(meta["seconds"] + time.time() - t0, 1),
+            )
+            meta["history"].append(rec)
+            print(json.dumps(rec), flush=True)
+            acc = {}
+        if meta["step"] % ckpt_every == 0:
+            meta_now = dict(meta, seconds=meta["seconds"] + time.time() - t0)
+            save_checkpoint(ckpt, model, opt, meta_now)
+    meta["seconds"] += time.time() - t0
+    save_checkpoint(ckpt, model, opt, meta)
+    return ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="ncodec train image", description=__doc__)
+    add_train_args(p)
+    return run_train(p.parse_args(argv))
+
+
+def add_train_args(p) -> None:
+    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "train"
+    p.add_argument("--data", type=Path, default=default_data, help="folder of training images")
+    p.add_argument("--out", type=Path, default=Path("runs/image"), help="checkpoint folder")
+    p.add_argument("--steps", type=int, default=100000)
+    p.add_argument("--seconds", type=float, default=None, help="stop after this much wall time")
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--n", type=int, default=128)
+    p.add_argument("--m", type=int, default=192)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_train(args) -> int:
+    ckpt = train(
+        args.data,
+        args.out,
+        steps=args.steps,
+        crop=args.crop,
+        batch=args.batch,
+        lr=args.lr,
+        n=args.n,
+        m=args.m,
+        device=args.device,
+        seconds=args.seconds,
+    )
+    print(f"checkpoint: {ckpt}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def export_weights(
+    ckpt: Path, out: Path, data: Path, model_id: str = "image-hp-v1", card: dict | None = None
+) -> Path:
+    """Exports a training checkpoint to a shipped weights file (integer hyper-synthesis and
+    tables included), calibrating integer activations on 16 training crops (never Kodak)."""
+    from safetensors import safe_open
+
+    from ncodec.models.image import ImageHyperprior
+    from ncodec.models.image_model import export
+
+    with safe_open(str(ckpt), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+    model = ImageHyperprior(meta["n"], meta["m"])
+    load_checkpoint(Path(ckpt), model, None)
+    calib = CropSampler(list_images(data), 256, seed=1234, downscale=False).batch(16)
+    exported = export(model, calib, model_id)
+    exported.save(Path(out), card=card)
+    return Path(out)
