@@ -63,7 +63,7 @@ def run_image_bench(
         img = Image.open(f).convert("RGB")
         te, data = _best(lambda img=img: api.encode(img, quality=quality, device=device), repeat)
         td, _ = _best(lambda data=data: api.decode(data, device=device), repeat)
-        x = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float().div(255).to(device)
+        x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).to(device)
         h, w = x.shape[-2:]
         x = torch.nn.functional.pad(x, (0, (-w) % DOWNSAMPLE, 0, (-h) % DOWNSAMPLE))
         with torch.no_grad():

@@ -15,6 +15,7 @@ if importlib.util.find_spec("ncodec") is None:  # not installed yet: map the sou
 import json
 
 import pytest
+
 from ncodec.eval.anchors import anchors_root, find_anchor, load_curve, resolve_anchors  # noqa: E402
 
 ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors"

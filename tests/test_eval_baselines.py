@@ -14,9 +14,10 @@ if importlib.util.find_spec("ncodec") is None:  # not installed yet: map the sou
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from ncodec.eval import metrics as M  # noqa: E402
 from ncodec.eval.baselines import get_image_codec, rgb_to_ycbcr_full, ycbcr_full_to_rgb  # noqa: E402
-from PIL import Image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KODAK = DATA / "images" / "kodak"

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import pytest
+
 from ncodec.eval.bdrate import BDError, bd_psnr, bd_rate  # noqa: E402
 
 RATES = [0.1, 0.25, 0.5, 1.0, 2.0]

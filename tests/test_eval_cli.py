@@ -20,9 +20,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from ncodec.eval.anchors import load_curve  # noqa: E402
 from ncodec.eval.cli import add_eval_parser, main, run_eval  # noqa: E402
-from PIL import Image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KODAK = DATA / "images" / "kodak"

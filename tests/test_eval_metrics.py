@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import pytest
+
 from ncodec.eval import metrics as M  # noqa: E402
 
 

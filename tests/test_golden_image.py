@@ -1,0 +1,64 @@
+"""A checked-in image stream must keep decoding to the same symbols and (nearly) the same pixels.
+
+A format or weights change that breaks this is deliberate: bump the format version (or ship the
+weights under a new model id) and regenerate with ``NCODEC_REGEN_GOLDEN=1 pytest tests/test_golden_image.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ncodec.codec as nc
+from ncodec import entropy
+from ncodec.bitstream import ImageParams, read_stream
+from ncodec.entropy.varint import read_varint
+from ncodec.models.registry import load_model
+
+GOLDEN = Path(__file__).parent / "golden"
+SAMPLE = Path(__file__).parent / "data" / "urban100_img012_crop.png"
+
+
+def symbol_digest(data: bytes) -> str:
+    import torch
+
+    m = load_model("image-hp-v1")
+    header, segments = read_stream(data)
+    p = ImageParams.from_bytes(header.params)
+    h = hashlib.sha256()
+    for payload in segments:
+        z_shape = (1, m.config["n"], -(-p.height // 64), -(-p.width // 64))
+        n, pos = read_varint(payload, 0)
+        z = entropy.decode(payload[pos : pos + n], m.z_indexes(z_shape), m.z_tables)
+        mu, idx = m.hyper(torch.from_numpy(z.astype(np.int64)).view(z_shape))
+        y = entropy.decode(payload[pos + n :], idx.numpy().astype(np.int32).reshape(-1), m.y_tables)
+        for a in (z, idx.numpy(), (mu * 256).numpy().astype(np.int64), y):
+            h.update(np.ascontiguousarray(a).astype("<i8").tobytes())
+    return h.hexdigest()
+
+
+def test_golden_image_stream():
+    stream, meta, png = GOLDEN / "image_v1.ncb", GOLDEN / "image_v1.json", GOLDEN / "image_v1.png"
+    if os.environ.get("NCODEC_REGEN_GOLDEN") == "1":
+        img = Image.open(SAMPLE).convert("RGB").crop((0, 0, 128, 96))
+        data = nc.encode(img, quality=50)
+        stream.write_bytes(data)
+        nc.decode(data).save(png)
+        meta.write_text(
+            json.dumps({"symbols_sha256": symbol_digest(data), "bytes": len(data)}, indent=1) + "\n"
+        )
+    if not stream.exists():
+        pytest.fail("golden stream missing: regenerate with NCODEC_REGEN_GOLDEN=1")
+    data = stream.read_bytes()
+    expect = json.loads(meta.read_text())
+    assert len(data) == expect["bytes"]
+    assert symbol_digest(data) == expect["symbols_sha256"]
+    out = np.asarray(nc.decode(data), dtype=np.int16)
+    ref = np.asarray(Image.open(png), dtype=np.int16)
+    assert np.abs(out - ref).max() <= 2  # float synthesis: rounding may differ across machines
