@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_prepared: dict[tuple[str, int], tuple[weakref.ref, Any]] = {}
+_prepared: dict[tuple[str, int, int], tuple[weakref.ref, Any]] = {}
 _warned_fallback = False
 _cuda_module: Any = None
 _cuda_checked = False
@@ -130,10 +130,10 @@ def _resolve(backend: str, on_cuda: bool) -> str:
     return "ref"
 
 
-def prepared_tables(tables: TableSet, backend: Literal["cpp", "cuda"] = "cpp") -> Any:
-    """The backend's prepared form of ``tables``, built once per :class:`TableSet` object and cached
-    while that object lives (the arrays of a TableSet must not be modified after first use)."""
-    key = (backend, id(tables))
+def prepared_tables(tables: TableSet, backend: Literal["cpp", "cuda"] = "cpp", device: int = 0) -> Any:
+    """The backend's prepared form of ``tables``, built once per :class:`TableSet` object (and CUDA
+    device) and cached while that object lives (a TableSet's arrays must not change after first use)."""
+    key = (backend, id(tables), device if backend == "cuda" else 0)
     hit = _prepared.get(key)
     if hit is not None and hit[0]() is tables:
         return hit[1]
@@ -305,7 +305,9 @@ def _cuda_int32(x: Any, device: Any, what: str, lo: int, hi: int) -> Any:
 
     if not _is_torch(x):
         x = torch.from_numpy(_as_int32(x, what, lo, hi))
-    elif x.dtype != torch.int32 and x.numel():
+    elif x.numel():
+        if x.dtype.is_floating_point:
+            x = x.long()
         mn, mx = int(x.min()), int(x.max())
         if mn < lo or mx > hi:
             raise ValueError(f"{what} out of range {lo}..{hi}")
@@ -324,7 +326,8 @@ def _encode_cuda(symbols: Any, indexes: Any, tables: TableSet, lanes: int, segme
         raise ValueError(f"symbols ({sym.numel()}) and indexes ({idx.numel()}) differ in size")
     with torch.cuda.device(dev):
         stream = torch.cuda.current_stream(dev).cuda_stream
-        return mod.encode(prepared_tables(tables, "cuda"), sym, idx, lanes, segment_symbols, stream)
+        prep = prepared_tables(tables, "cuda", sym.device.index or 0)
+        return mod.encode(prep, sym, idx, lanes, segment_symbols, stream)
 
 
 def _decode_cuda(data: bytes, indexes: Any, tables: TableSet, device: Any) -> Any:
@@ -334,12 +337,14 @@ def _decode_cuda(data: bytes, indexes: Any, tables: TableSet, device: Any) -> An
     if device is None:
         device = indexes.device if _is_cuda_tensor(indexes) else torch.device("cuda")
     device = torch.device(device)
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     idx = _cuda_int32(indexes, device, "table index", 0, len(tables) - 1)
     out = torch.empty(idx.numel(), dtype=torch.int32, device=device)
     with torch.cuda.device(device):
         stream = torch.cuda.current_stream(device).cuda_stream
         try:
-            mod.decode(prepared_tables(tables, "cuda"), data, idx, out, stream)
+            mod.decode(prepared_tables(tables, "cuda", idx.device.index or 0), data, idx, out, stream)
         except mod.TruncatedError as e:
             raise TruncatedStreamError(str(e)) from None
         except mod.CorruptError as e:

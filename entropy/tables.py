@@ -76,7 +76,8 @@ class TableSet:
         return h.digest()
 
     def ideal_bits(self, symbols: np.ndarray, indexes: np.ndarray) -> float:
-        """Code length in bits of in-support symbols under the quantised tables (escapes excluded)."""
+        """Code length in bits under the quantised tables; an out-of-support symbol is charged its escape
+        entry only (not its bypass bits)."""
         sym = np.asarray(symbols).reshape(-1).astype(np.int64)
         idx = np.asarray(indexes).reshape(-1).astype(np.int64)
         i = sym - self.offsets[idx]

@@ -38,9 +38,9 @@ def random_symbols(rng: np.random.Generator, tables: TableSet, n: int, escape_ra
     esc = rng.random(n) < escape_rate
     kinds = rng.integers(0, 4, n)
     near = np.where(kinds == 0, off - 1 - rng.integers(0, 40, n), off + size - 1 + rng.integers(0, 40, n))
-    huge = np.where(kinds == 2, MAX_SYMBOL_MAGNITUDE, -MAX_SYMBOL_MAGNITUDE) - rng.integers(-3, 1, n) * np.where(
-        kinds == 2, 1, -1
-    )
+    huge = np.where(kinds == 2, MAX_SYMBOL_MAGNITUDE, -MAX_SYMBOL_MAGNITUDE) - rng.integers(
+        -3, 1, n
+    ) * np.where(kinds == 2, 1, -1)
     wide = rng.integers(-MAX_SYMBOL_MAGNITUDE, MAX_SYMBOL_MAGNITUDE + 1, n)
     alt = np.where(kinds < 2, near, np.where(rng.random(n) < 0.5, huge, wide))
     sym = np.where(esc, alt, sym)
@@ -127,7 +127,10 @@ def test_thread_count_invariance() -> None:
     n = 200_000
     idx = rng.integers(0, 40, n).astype(np.int32)
     sym = np.round(rng.normal(0, gaussian_scale_table()[idx])).astype(np.int32)
-    outs = {t: coder.encode(sym, idx, tables, threads=t, segment_symbols=10_000, backend="cpp") for t in (1, 2, 3, 8)}
+    outs = {
+        t: coder.encode(sym, idx, tables, threads=t, segment_symbols=10_000, backend="cpp")
+        for t in (1, 2, 3, 8)
+    }
     assert len(set(outs.values())) == 1
     for t in (1, 2, 5):
         np.testing.assert_array_equal(coder.decode(outs[1], idx, tables, threads=t, backend="cpp"), sym)

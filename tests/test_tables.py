@@ -58,4 +58,4 @@ def test_digest_depends_on_every_table():
 
 
 def test_auto_lanes_policy():
-    assert [auto_lanes(b) for b in (0, 8191, 8192, 3 * 8192, 8 * 8192, 10**9)] == [1, 1, 1, 2, 8, 32]
+    assert [auto_lanes(b) for b in (0, 16383, 16384, 3 * 16384, 8 * 16384, 10**9)] == [1, 1, 1, 2, 8, 32]

@@ -41,7 +41,7 @@ constexpr uint32_t kMaxLanes = 1024;
 constexpr uint32_t kMaxTableSize = 4096;
 constexpr int64_t kMaxTableOffset = int64_t(1) << 20;
 constexpr int64_t kMaxSymbolMagnitude = int64_t(1) << 30;
-constexpr uint64_t kAutoLaneBits = 8192;
+constexpr uint64_t kAutoLaneBits = 16384;
 constexpr uint32_t kAutoMaxLanes = 32;
 constexpr uint32_t kMaxOpsPerSymbol = 4;  // escape symbol + 5-bit m + at most two chunks (m <= 31)
 constexpr uint32_t kEscapeFlag = 0x80000000u;
@@ -112,7 +112,7 @@ RANS_HD uint32_t bit_length_u64(uint64_t v) {
 // Integer cost estimate of an op for the auto-lane policy: PREC - floor(log2 freq).
 RANS_HD uint32_t op_cost_bits(uint32_t freq) { return kPrec - (bit_length_u64(freq) - 1); }
 
-// Auto lanes: largest power of two <= bits / 8192, clamped to 1..32 (constants.auto_lanes).
+// Auto lanes: largest power of two <= bits / 16384, clamped to 1..32 (constants.auto_lanes).
 RANS_HD uint32_t auto_lanes(uint64_t estimated_bits) {
     uint64_t q = estimated_bits / kAutoLaneBits;
     if (q < 1) return 1;

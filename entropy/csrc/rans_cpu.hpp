@@ -21,19 +21,16 @@ namespace ncodec {
 namespace rans {
 
 #ifndef NCODEC_TWO_PHASE
-#define NCODEC_TWO_PHASE 2  // 0: one pass per lane; 1, 2: lookups of all lanes first (more loads in flight)
+#define NCODEC_TWO_PHASE 1  // 1: bucket lookups of all lanes of a row first (more loads in flight)
 #endif
 #ifndef NCODEC_LANE_PAD
 #define NCODEC_LANE_PAD 72  // words between lanes' encode buffers: avoids 4K aliasing of their stores
 #endif
 
-// Hot loops get an AVX2/BMI2 clone (shlx/shrx, better cmov scheduling) picked at load time;
-// the wheel itself stays portable (no -march=native).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(NCODEC_NO_MULTIVERSION) && !defined(__SANITIZE_ADDRESS__)
-#define NCODEC_HOT __attribute__((target_clones("arch=haswell", "default")))
+#if defined(__GNUC__) || defined(__clang__)
+#define NCODEC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
-#define NCODEC_HOT
+#define NCODEC_UNLIKELY(x) (x)
 #endif
 
 enum ExtraStatus : int { kBadIndex = 3, kBadSymbol = 4, kNoMemory = 5 };
@@ -73,7 +70,6 @@ inline unsigned worker_count(size_t n_tasks, unsigned threads) {
 
 struct EncScratch {
     std::vector<uint32_t> entry;    // per symbol: enc entry (kEscapeFlag for escapes)
-    std::vector<uint32_t> esc_pos;  // positions of escaped symbols
     std::vector<uint32_t> lane_esc, lane_end;
     std::vector<uint16_t> words;
     std::vector<uint32_t> x;
@@ -81,7 +77,7 @@ struct EncScratch {
 };
 
 // Encodes one segment into `body`. Returns kOk, kBadIndex or kBadSymbol.
-NCODEC_HOT inline int encode_segment(const Prepared& P, const int32_t* sym, const int32_t* idx, size_t n, uint32_t lanes,
+inline int encode_segment(const Prepared& P, const int32_t* sym, const int32_t* idx, size_t n, uint32_t lanes,
                           EncScratch& sc, std::vector<uint8_t>& body) {
     const TableInfo* info = P.info.data();
     const EncSym* enc = P.enc.data();
@@ -89,18 +85,20 @@ NCODEC_HOT inline int encode_segment(const Prepared& P, const int32_t* sym, cons
     const uint32_t T = P.T;
     sc.entry.resize(n);
     uint32_t* E = sc.entry.data();
-    sc.esc_pos.clear();
     uint64_t cost = 0;
-    uint32_t bad_idx = 0, bad_sym = 0;
-    for (size_t j = 0; j < n; ++j) {
+    uint32_t bad_idx = 0, bad_sym = 0, n_esc = 0;
+    for (size_t j = 0; j < n; ++j) {  // branch-free: entry, cost, escape count, validity
         uint32_t t = (uint32_t)idx[j];
         int32_t v = sym[j];
         bad_idx |= t >= T;
         bad_sym |= (v > (int32_t)kMaxSymbolMagnitude) | (v < -(int32_t)kMaxSymbolMagnitude);
         t = t < T ? t : 0;
-        uint32_t e = enc_entry(v, info[t]);
+        const TableInfo& ti = info[t];
+        uint32_t i = (uint32_t)v - (uint32_t)ti.offset;  // |v|, |offset| <= 2^30: no wrap into range
+        uint32_t in = i < (uint32_t)ti.n - 1u;
+        uint32_t e = in ? ti.base + i : ((ti.base + ti.n - 1u) | kEscapeFlag);
         E[j] = e;
-        if (e & kEscapeFlag) sc.esc_pos.push_back((uint32_t)j);
+        n_esc += 1u - in;
         cost += costs[e & ~kEscapeFlag];
     }
     if (bad_idx) return kBadIndex;
@@ -111,7 +109,8 @@ NCODEC_HOT inline int encode_segment(const Prepared& P, const int32_t* sym, cons
     // Lane l's words go backwards into [begin_l, end_l); one slack word precedes each region
     // because enc_put always writes p[-1].
     sc.lane_esc.assign(k, 0);
-    for (uint32_t j : sc.esc_pos) sc.lane_esc[j % k]++;
+    if (n_esc)
+        for (size_t j = 0; j < n; ++j) sc.lane_esc[j % k] += E[j] >> 31;
     sc.lane_end.resize(k);
     size_t total = 0;
     for (uint32_t l = 0; l < k; ++l) {
@@ -130,7 +129,7 @@ NCODEC_HOT inline int encode_segment(const Prepared& P, const int32_t* sym, cons
     const size_t rows = n / k, rem = n % k;
     auto put = [&](size_t j, uint32_t l) {
         uint32_t e = E[j];
-        if (__builtin_expect((e & kEscapeFlag) != 0, 0)) {
+        if (NCODEC_UNLIKELY((e & kEscapeFlag) != 0)) {
             enc_escaped(X[l], Pp[l], sym[j], info[idx[j]], enc);
         } else {
             enc_put(X[l], Pp[l], enc[e]);
@@ -209,7 +208,7 @@ constexpr size_t kWordPad = kMaxOpsPerSymbol * kCheckRows + 16;
 
 struct DecScratch {
     std::vector<uint16_t> words;
-    std::vector<uint32_t> x, s;
+    std::vector<uint32_t> x, s, v;
     std::vector<const uint16_t*> p, end;
 };
 
@@ -221,7 +220,7 @@ struct DecError {
 inline DecError dec_fail(int st, const char* m) { return DecError{st, m}; }
 
 // Decodes one segment body (bounds-checked: the input is untrusted).
-NCODEC_HOT inline DecError decode_segment(const Prepared& Pr, const uint8_t* body, size_t len, const int32_t* idx,
+inline DecError decode_segment(const Prepared& Pr, const uint8_t* body, size_t len, const int32_t* idx,
                                int32_t* out, size_t n, DecScratch& sc) {
     size_t pos = 0;
     uint32_t k;
@@ -266,7 +265,9 @@ NCODEC_HOT inline DecError decode_segment(const Prepared& Pr, const uint8_t* bod
     const uint16_t* const* Ep = sc.end.data();
     const size_t rows = n / k, rem = n % k;
     sc.s.resize(k);
+    sc.v.resize(k);
     uint32_t* S = sc.s.data();
+    uint32_t* V = sc.v.data();
     bool ok = true;
     auto overrun = [&]() {
         for (uint32_t l = 0; l < k; ++l)
@@ -285,29 +286,23 @@ NCODEC_HOT inline DecError decode_segment(const Prepared& Pr, const uint8_t* bod
                 const TableInfo& ti = info[ib[l]];
                 uint32_t slot = X[l] & kMask;
                 uint32_t a = ti.base + lut[ti.lut_base + (slot >> ti.shift)];
-#if NCODEC_TWO_PHASE == 2
-                a += slot >= cdf[a + 1] ? 1u : 0u;
-#endif
+                a += slot >= cdf[a + 1] ? 1u : 0u;  // first scan step, branch-free
                 S[l] = a;
+                V[l] = (uint32_t)ti.offset - ti.base;  // value = entry index + V (mod 2^32)
             }
-            // Phase 2: finish the search, advance the states, renormalise.
+            // Phase 2: finish the (rare) longer scans, advance the states, renormalise.
             for (uint32_t l = 0; l < k; ++l) {
                 uint32_t x = X[l], slot = x & kMask, a = S[l];
-#if NCODEC_TWO_PHASE == 1
-                a += slot >= cdf[a + 1] ? 1u : 0u;
-#endif
                 while (slot >= cdf[a + 1]) ++a;
-                uint32_t start = cdf[a], freq = cdf[a + 1] - start;
+                uint32_t start = cdf[a], end = cdf[a + 1], freq = end - start;
                 x = freq * (x >> 16) + slot - start;
                 dec_renorm(x, Pp[l]);
-                const TableInfo& ti = info[ib[l]];
-                uint32_t sym = a - ti.base;
-                if (__builtin_expect(sym + 1 == ti.n, 0)) {
-                    int64_t v = dec_escaped(x, Pp[l], ti);
+                if (NCODEC_UNLIKELY(end == (1u << kPrec))) {  // the last entry: escape
+                    int64_t v = dec_escaped(x, Pp[l], info[ib[l]]);
                     ok &= v <= kMaxSymbolMagnitude && v >= -kMaxSymbolMagnitude;
                     ob[l] = (int32_t)v;
                 } else {
-                    ob[l] = ti.offset + (int32_t)sym;
+                    ob[l] = (int32_t)(a + V[l]);
                 }
                 X[l] = x;
             }

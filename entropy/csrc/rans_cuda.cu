@@ -23,14 +23,6 @@ namespace gpu {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr size_t kWordPad = 16;  // words after the packed lanes (a lane reads <= 4 past its end)
-
-struct EncodeLane {
-    uint64_t seg_start;
-    uint64_t region_end;  // scratch word index one past the lane's region
-    uint32_t seg_count, k, l, pad;
-};
-
 bool check(cudaError_t e, std::string& err, const char* what) {
     if (e == cudaSuccess) return true;
     err = std::string(what) + ": " + cudaGetErrorString(e);
@@ -52,28 +44,10 @@ __global__ void k_decode(const DecodeLane* __restrict__ lanes, uint32_t n_lanes,
                          const int32_t* __restrict__ idx, int32_t* __restrict__ out,
                          const TableInfo* __restrict__ info, const uint32_t* __restrict__ cdf,
                          const uint16_t* __restrict__ lut, uint32_t T, int* err) {
-    uint32_t g = blockIdx.x * blockDim.x + threadIdx.x;
+    const uint32_t g = blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= n_lanes) return;
-    const DecodeLane L = lanes[g];
-    const uint16_t* p = words + L.word_off;
-    const uint16_t* end = p + L.count;
-    uint32_t x = L.state;
-    for (uint64_t j = L.l; j < L.seg_count; j += L.k) {
-        const uint64_t gj = L.seg_start + j;
-        const uint32_t t = (uint32_t)__ldg(idx + gj);
-        if (t >= T) {
-            atomicOr(err, 2);
-            return;
-        }
-        int32_t v;
-        bool ok = dec_value(x, p, info[t], cdf, lut, v);
-        if (!ok || p > end) {  // escaped value out of range, or the lane ran out of words
-            atomicOr(err, 1);
-            return;
-        }
-        out[gj] = v;
-    }
-    if (x != kRansL || p != end) atomicOr(err, 1);
+    const int r = decode_lane(lanes[g], words, idx, out, info, cdf, lut, T);
+    if (r) atomicOr(err, r);
 }
 
 __global__ void k_entries(const int32_t* __restrict__ sym, const int32_t* __restrict__ idx, size_t n, uint64_t seg_n,
@@ -83,20 +57,14 @@ __global__ void k_entries(const int32_t* __restrict__ sym, const int32_t* __rest
     uint32_t c = 0;
     unsigned long long seg = (unsigned long long)((n - 1) / seg_n);
     if (j < n) {
-        uint32_t t = (uint32_t)idx[j];
-        int32_t v = sym[j];
-        if (t >= T) {
-            atomicOr(err, 1);
-            t = 0;
-        }
-        if (v > (int32_t)kMaxSymbolMagnitude || v < -(int32_t)kMaxSymbolMagnitude) atomicOr(err, 2);
-        uint32_t e = enc_entry(v, info[t]);
-        E[j] = e;
-        c = cost[e & ~kEscapeFlag];
+        int e = 0;
+        E[j] = entry_and_cost(sym[j], (uint32_t)idx[j], info, cost, T, c, e);
+        if (e) atomicOr(err, e);
         seg = (unsigned long long)(j / seg_n);
     }
+    // One atomic per warp when the warp lies in one segment (the usual case).
     const unsigned full = 0xffffffffu;
-    unsigned long long seg0 = __shfl_sync(full, seg, 0);
+    const unsigned long long seg0 = __shfl_sync(full, seg, 0);
     if (__all_sync(full, seg == seg0)) {
         for (int o = 16; o > 0; o >>= 1) c += __shfl_down_sync(full, c, o);
         if ((threadIdx.x & 31) == 0 && c) atomicAdd(seg_cost + seg0, (unsigned long long)c);
@@ -109,24 +77,9 @@ __global__ void k_encode(const EncodeLane* __restrict__ lanes, uint32_t n_lanes,
                          const int32_t* __restrict__ idx, const uint32_t* __restrict__ E,
                          const TableInfo* __restrict__ info, const EncSym* __restrict__ enc, uint16_t* scratch,
                          uint32_t* state_out, uint32_t* count_out) {
-    uint32_t g = blockIdx.x * blockDim.x + threadIdx.x;
+    const uint32_t g = blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= n_lanes) return;
-    const EncodeLane L = lanes[g];
-    uint16_t* end = scratch + L.region_end;
-    uint16_t* p = end;
-    uint32_t x = kRansL;
-    const uint64_t cnt = (L.seg_count - L.l + L.k - 1) / L.k;
-    for (uint64_t i = cnt; i-- > 0;) {
-        const uint64_t j = L.seg_start + L.l + i * L.k;
-        const uint32_t e = E[j];
-        if (e & kEscapeFlag) {
-            enc_escaped(x, p, sym[j], info[idx[j]], enc);
-        } else {
-            enc_put(x, p, enc[e]);
-        }
-    }
-    state_out[g] = x;
-    count_out[g] = (uint32_t)(end - p);
+    encode_lane(lanes[g], sym, idx, E, info, enc, scratch, state_out[g], count_out[g]);
 }
 
 // One warp per lane: copies the lane's words (the end of its region) to their packed position.
@@ -207,10 +160,9 @@ int decode(const DeviceTables* t, const std::vector<DecodeLane>& lanes, const st
     DevBuf<DecodeLane> d_lanes;
     DevBuf<uint16_t> d_words;
     DevBuf<int> d_err;
-    if (!d_lanes.alloc(lanes.size(), err) || !d_words.alloc(words.size() + kWordPad, err) || !d_err.alloc(1, err))
+    if (!d_lanes.alloc(lanes.size(), err) || !d_words.alloc(words.size(), err) || !d_err.alloc(1, err))
         return kGpuError;
-    if (!check(cudaMemsetAsync(d_words.p, 0, (words.size() + kWordPad) * sizeof(uint16_t), stream), err, "memset") ||
-        !check(cudaMemsetAsync(d_err.p, 0, sizeof(int), stream), err, "memset") ||
+    if (!check(cudaMemsetAsync(d_err.p, 0, sizeof(int), stream), err, "memset") ||
         !check(cudaMemcpyAsync(d_lanes.p, lanes.data(), lanes.size() * sizeof(DecodeLane), cudaMemcpyHostToDevice,
                                stream),
                err, "cudaMemcpy") ||
@@ -262,20 +214,7 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
         if (h_err & 1) return kGpuBadIndex;
         if (h_err & 2) return kGpuBadSymbol;
 
-        // Lanes of every segment, and each lane's scratch region (<= 4 words per symbol).
-        uint64_t scratch_words = 0;
-        for (size_t s = 0; s < n_seg; ++s) {
-            const uint64_t s0 = s * seg_n;
-            const uint32_t cnt = (uint32_t)std::min<uint64_t>(seg_n, n - s0);
-            uint32_t k = lanes ? lanes : auto_lanes(seg_cost[s]);
-            k = std::min<uint32_t>(k, cnt);
-            seg_k[s] = k;
-            for (uint32_t l = 0; l < k; ++l) {
-                const uint64_t syms = (cnt - l + k - 1) / k;
-                scratch_words += 1 + kMaxOpsPerSymbol * syms;
-                lane_tab.push_back(EncodeLane{s0, scratch_words, cnt, k, l, 0});
-            }
-        }
+        const uint64_t scratch_words = plan_encode(n, seg_n, lanes, seg_cost, seg_k, lane_tab);
         const uint32_t nl = (uint32_t)lane_tab.size();
         DevBuf<EncodeLane> d_lanes;
         DevBuf<uint16_t> d_scratch;
@@ -298,12 +237,7 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
                    "cudaMemcpy") ||
             !check(cudaStreamSynchronize(stream), err, "k_encode"))
             return kGpuError;
-        out_off.resize(nl);
-        uint64_t total_words = 0;
-        for (uint32_t g = 0; g < nl; ++g) {
-            out_off[g] = total_words;
-            total_words += count[g];
-        }
+        const uint64_t total_words = pack_offsets(count, out_off);
         DevBuf<uint64_t> d_off;
         DevBuf<uint16_t> d_words;
         if (!d_off.alloc(nl, err) || !d_words.alloc(total_words, err)) return kGpuError;
@@ -321,37 +255,7 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
             return kGpuError;
     }
 
-    // Assemble the payload exactly like the CPU coder.
-    std::vector<size_t> body_len(n_seg);
-    size_t g = 0;
-    for (size_t s = 0; s < n_seg; ++s) {
-        size_t len = varint_size(seg_k[s]) + 4 * (size_t)seg_k[s];
-        for (uint32_t l = 0; l < seg_k[s]; ++l) len += varint_size(count[g + l]) + 2 * (size_t)count[g + l];
-        body_len[s] = len;
-        g += seg_k[s];
-    }
-    size_t total = varint_size((uint32_t)n) + varint_size((uint32_t)seg_n);
-    for (size_t s = 0; s < n_seg; ++s) total += varint_size((uint32_t)body_len[s]) + body_len[s];
-    out.resize(total);
-    uint8_t* o = out.data();
-    o += write_varint(o, (uint32_t)n);
-    o += write_varint(o, (uint32_t)seg_n);
-    for (size_t s = 0; s < n_seg; ++s) o += write_varint(o, (uint32_t)body_len[s]);
-    g = 0;
-    for (size_t s = 0; s < n_seg; ++s) {
-        const uint32_t k = seg_k[s];
-        o += write_varint(o, k);
-        for (uint32_t l = 0; l < k; ++l) {
-            std::memcpy(o, &state[g + l], 4);
-            o += 4;
-        }
-        for (uint32_t l = 0; l < k; ++l) o += write_varint(o, count[g + l]);
-        for (uint32_t l = 0; l < k; ++l) {
-            if (count[g + l]) std::memcpy(o, words.data() + out_off[g + l], 2 * (size_t)count[g + l]);
-            o += 2 * (size_t)count[g + l];
-        }
-        g += k;
-    }
+    assemble(n, seg_n, seg_k, state, count, words, out_off, out);
     return kGpuOk;
 }
 

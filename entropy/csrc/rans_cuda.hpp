@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "rans.hpp"
+#include "rans_gpu_common.hpp"
 
 namespace ncodec {
 namespace rans {
@@ -21,22 +22,10 @@ DeviceTables* upload_tables(const Prepared& p, std::string& err);
 void release_tables(DeviceTables* t);
 int tables_device(const DeviceTables* t);
 
-// One lane of a parsed payload (host side parses the framing, the GPU decodes the lanes).
-struct DecodeLane {
-    uint64_t word_off;   // first word of the lane in the packed word array
-    uint64_t seg_start;  // first symbol of its segment
-    uint32_t count;      // words of the lane
-    uint32_t state;      // final encoder state
-    uint32_t seg_count;  // symbols in the segment
-    uint32_t k;          // lanes of the segment
-    uint32_t l;          // this lane's number in the segment
-    uint32_t pad;
-};
-
 // Result codes of the GPU entry points.
 enum GpuStatus : int { kGpuOk = 0, kGpuCorrupt = 1, kGpuBadIndex = 3, kGpuBadSymbol = 4, kGpuError = -1 };
 
-// Decodes every lane: words holds all lanes' words (plus any padding), d_idx / d_out are device
+// Decodes every lane: words holds all lanes' words (with kWordPad words of padding), d_idx / d_out are device
 // int32 arrays of n symbols. Synchronises `stream` before returning.
 int decode(const DeviceTables* t, const std::vector<DecodeLane>& lanes, const std::vector<uint16_t>& words,
            const int32_t* d_idx, int32_t* d_out, size_t n, uintptr_t stream, std::string& err);

@@ -1,0 +1,220 @@
+// Standalone robustness driver for the CPU rANS coder, meant to be built with sanitizers:
+//   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
+//       -I entropy/csrc entropy/csrc/fuzz_driver.cpp -o fuzz_driver -lpthread
+//   ./fuzz_driver [iterations] [seed]
+// Encodes random symbols with random tables, checks the round trip, then decodes thousands of
+// truncated, bit-flipped, spliced and random streams: each must return a status, never crash or
+// touch memory out of bounds. The CUDA coder's logic (rans_gpu_common.hpp: host framing plus the
+// per-thread lane bodies, run here one "thread" after another) must give the CPU coder's bytes,
+// symbols and accept/reject decisions. Exits 0 on success, 1 on a mismatch.
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "rans_cpu.hpp"
+#include "rans_gpu_common.hpp"
+
+using namespace ncodec::rans;
+
+namespace {
+
+struct Rng {
+    uint64_t s;
+    uint64_t next() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        return s;
+    }
+    uint32_t below(uint32_t n) { return n ? (uint32_t)(next() % n) : 0; }
+};
+
+Prepared random_tables(Rng& r, uint32_t& T_out) {
+    const uint32_t T = 1 + r.below(4);
+    const uint32_t W = 2 + r.below(r.below(4) == 0 ? 600 : 40);
+    std::vector<int32_t> cdf((size_t)T * (W + 1), 1 << 16), sizes(T), offsets(T);
+    for (uint32_t t = 0; t < T; ++t) {
+        uint32_t n = 2 + r.below(W - 1);
+        sizes[t] = (int32_t)n;
+        offsets[t] = (int32_t)r.below(1 << 21) - (1 << 20);
+        if (r.below(2)) offsets[t] = -(int32_t)(n / 2);
+        // n - 1 distinct cut points in 1..65535
+        std::vector<int32_t> cuts;
+        while (cuts.size() < n - 1) {
+            int32_t c = 1 + (int32_t)r.below(65535);
+            if (r.below(3) == 0) c = 1 + (int32_t)r.below(64);  // tiny frequencies too
+            bool dup = false;
+            for (int32_t x : cuts) dup |= x == c;
+            if (!dup) cuts.push_back(c);
+        }
+        std::sort(cuts.begin(), cuts.end());
+        int32_t* c = cdf.data() + (size_t)t * (W + 1);
+        c[0] = 0;
+        for (uint32_t s = 0; s + 1 < n; ++s) c[s + 1] = cuts[s];
+        c[n] = 1 << 16;
+    }
+    Prepared p;
+    std::string e = prepare_tables(cdf.data(), T, W + 1, sizes.data(), offsets.data(), p);
+    if (!e.empty()) {
+        std::fprintf(stderr, "table generation bug: %s\n", e.c_str());
+        std::exit(2);
+    }
+    T_out = T;
+    return p;
+}
+
+// The CUDA encoder's pipeline, with each kernel's threads run in a loop.
+std::vector<uint8_t> gpu_emulated_encode(const Prepared& P, const std::vector<int32_t>& sym,
+                                         const std::vector<int32_t>& idx, uint32_t lanes, uint64_t seg_n) {
+    const size_t n = sym.size();
+    const size_t n_seg = n ? (size_t)((n + seg_n - 1) / seg_n) : 0;
+    std::vector<unsigned long long> seg_cost(n_seg, 0);
+    std::vector<uint32_t> E(n), seg_k, state, count;
+    for (size_t j = 0; j < n; ++j) {  // k_entries
+        uint32_t c = 0;
+        int err = 0;
+        E[j] = gpu::entry_and_cost(sym[j], (uint32_t)idx[j], P.info.data(), P.cost.data(), P.T, c, err);
+        if (err) std::abort();
+        seg_cost[j / seg_n] += c;
+    }
+    std::vector<gpu::EncodeLane> tab;
+    std::vector<uint16_t> scratch(gpu::plan_encode(n, seg_n, lanes, seg_cost, seg_k, tab));
+    state.resize(tab.size());
+    count.resize(tab.size());
+    for (size_t g = 0; g < tab.size(); ++g)  // k_encode
+        gpu::encode_lane(tab[g], sym.data(), idx.data(), E.data(), P.info.data(), P.enc.data(), scratch.data(),
+                         state[g], count[g]);
+    std::vector<uint64_t> off;
+    std::vector<uint16_t> words(gpu::pack_offsets(count, off));
+    for (size_t g = 0; g < tab.size(); ++g)  // k_compact
+        for (uint32_t i = 0; i < count[g]; ++i) words[off[g] + i] = scratch[tab[g].region_end - count[g] + i];
+    std::vector<uint8_t> out;
+    gpu::assemble(n, seg_n, seg_k, state, count, words, off, out);
+    return out;
+}
+
+// The CUDA decoder: host parse, then one decode_lane per lane. Returns true if accepted.
+bool gpu_emulated_decode(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
+                         std::vector<int32_t>& out) {
+    std::vector<gpu::DecodeLane> lanes;
+    std::vector<uint16_t> words;
+    if (gpu::parse_payload(data, len, idx.size(), lanes, words).status) return false;
+    out.assign(idx.size() + 1, 0);
+    int err = 0;
+    for (const auto& L : lanes)
+        err |= gpu::decode_lane(L, words.data(), idx.data(), out.data(), P.info.data(), P.cdf.data(), P.lut.data(),
+                                P.T);
+    return err == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int iters = argc > 1 ? std::atoi(argv[1]) : 300;
+    Rng r{argc > 2 ? (uint64_t)std::strtoull(argv[2], nullptr, 10) * 2654435761ull + 1 : 88172645463325252ull};
+    size_t decoded = 0, rejected = 0;
+    for (int it = 0; it < iters; ++it) {
+        uint32_t T;
+        Prepared P = random_tables(r, T);
+        const size_t n = r.below(8) == 0 ? r.below(3) : r.below(600);
+        std::vector<int32_t> sym(n), idx(n);
+        for (size_t j = 0; j < n; ++j) {
+            uint32_t t = r.below(T);
+            idx[j] = (int32_t)t;
+            const TableInfo& ti = P.info[t];
+            int64_t v = ti.offset + (int64_t)r.below(ti.n - 1);
+            uint32_t k = r.below(20);
+            if (k == 0) v = (int64_t)r.below(1u << 31) - (1 << 30);
+            if (k == 1) v = ti.offset - 1 - r.below(50);
+            if (k == 2) v = ti.offset + ti.n - 1 + r.below(50);
+            if (v > kMaxSymbolMagnitude) v = kMaxSymbolMagnitude;
+            if (v < -kMaxSymbolMagnitude) v = -kMaxSymbolMagnitude;
+            sym[j] = (int32_t)v;
+        }
+        static const uint32_t lane_opts[] = {0, 0, 1, 2, 3, 32, 1024};
+        static const uint32_t seg_opts[] = {1, 7, 64, 65536};
+        const uint32_t lanes = lane_opts[r.below(7)];
+        const uint32_t seg = seg_opts[r.below(4)];
+        std::vector<uint8_t> payload;
+        if (encode_payload(P, sym.data(), idx.data(), n, lanes, seg, 1 + r.below(2), payload) != kOk) {
+            std::fprintf(stderr, "encode failed\n");
+            return 1;
+        }
+        std::vector<int32_t> out(n + 1);
+        DecError e = decode_payload(P, payload.data(), payload.size(), idx.data(), n, out.data(), 1 + r.below(2));
+        if (e.status != kOk || !std::equal(sym.begin(), sym.end(), out.begin())) {
+            std::fprintf(stderr, "round trip failed (iteration %d): %s\n", it, e.msg);
+            return 1;
+        }
+        if (gpu_emulated_encode(P, sym, idx, lanes, seg) != payload) {
+            std::fprintf(stderr, "GPU (emulated) bytes differ from the CPU's (iteration %d)\n", it);
+            return 1;
+        }
+        std::vector<int32_t> gout;
+        if (!gpu_emulated_decode(P, payload.data(), payload.size(), idx, gout) ||
+            !std::equal(sym.begin(), sym.end(), gout.begin())) {
+            std::fprintf(stderr, "GPU (emulated) decode failed (iteration %d)\n", it);
+            return 1;
+        }
+        // Hostile variants. Each decodes from its own exactly-sized heap copy so ASan sees overreads.
+        for (int v = 0; v < 12; ++v) {
+            std::vector<uint8_t> bad = payload;
+            switch (r.below(6)) {
+                case 0:  // truncation
+                    bad.resize(bad.empty() ? 0 : r.below((uint32_t)bad.size()));
+                    break;
+                case 1:  // bit flips
+                    for (uint32_t f = 0, m = 1 + r.below(8); f < m && !bad.empty(); ++f)
+                        bad[r.below((uint32_t)bad.size())] ^= (uint8_t)(1u << r.below(8));
+                    break;
+                case 2:  // random bytes overwritten
+                    for (uint32_t f = 0, m = 1 + r.below(16); f < m && !bad.empty(); ++f)
+                        bad[r.below((uint32_t)bad.size())] = (uint8_t)r.next();
+                    break;
+                case 3:  // extra / removed bytes
+                    if (r.below(2) || bad.empty())
+                        bad.insert(bad.begin() + r.below((uint32_t)bad.size() + 1), (uint8_t)r.next());
+                    else
+                        bad.erase(bad.begin() + r.below((uint32_t)bad.size()));
+                    break;
+                case 4: {  // garbage of random length, with a plausible header
+                    bad.assign(r.below(400), 0);
+                    for (auto& b : bad) b = (uint8_t)r.next();
+                    if (bad.size() > 2) {
+                        size_t pos = 0;
+                        bad[pos++] = (uint8_t)(n & 0x7f);
+                        if (n >= 128) bad[0] |= 0x80, bad[pos++] = (uint8_t)(n >> 7);
+                        bad[pos] = (uint8_t)(1 + r.below(127));
+                    }
+                    break;
+                }
+                default:  // lane states / counts smashed (header region)
+                    for (uint32_t f = 0, m = 1 + r.below(4); f < m && !bad.empty(); ++f)
+                        bad[r.below((uint32_t)std::min<size_t>(bad.size(), 24))] = (uint8_t)r.next();
+            }
+            std::vector<uint8_t> exact(bad.begin(), bad.end());
+            uint8_t* buf = exact.empty() ? nullptr : new uint8_t[exact.size()];
+            if (buf) std::memcpy(buf, exact.data(), exact.size());
+            std::vector<int32_t> o(n ? n : 1);
+            DecError d = decode_payload(P, buf, exact.size(), idx.data(), n, o.data(), 1 + r.below(2));
+            std::vector<int32_t> go;
+            const bool gpu_ok = gpu_emulated_decode(P, buf, exact.size(), idx, go);
+            delete[] buf;
+            if (gpu_ok != (d.status == kOk) || (gpu_ok && !std::equal(o.begin(), o.begin() + n, go.begin()))) {
+                std::fprintf(stderr, "GPU (emulated) and CPU decoders disagree on a hostile stream (iteration %d)\n",
+                             it);
+                return 1;
+            }
+            if (d.status == kOk)
+                ++decoded;
+            else if (d.status == kCorrupt || d.status == kTruncated)
+                ++rejected;
+            else {
+                std::fprintf(stderr, "unexpected status %d\n", d.status);
+                return 1;
+            }
+        }
+    }
+    std::printf("ok: %d iterations, %zu hostile streams rejected, %zu decoded to garbage\n", iters, rejected, decoded);
+    return 0;
+}

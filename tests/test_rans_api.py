@@ -1,0 +1,87 @@
+"""ncodec.entropy's public API: exports, backends, and the fallback when the extension is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import ncodec.entropy as entropy
+from ncodec.entropy import coder
+
+
+def test_exports() -> None:
+    for name in (
+        "encode",
+        "decode",
+        "TableSet",
+        "from_pmfs",
+        "gaussian_tables",
+        "gaussian_scale_table",
+        "quantize_pmf",
+        "PREC",
+        "MAX_LANES",
+        "DEFAULT_SEGMENT_SYMBOLS",
+    ):
+        assert hasattr(entropy, name), name
+    assert "ref" in coder.available_backends()
+    with pytest.raises(ValueError, match="unknown backend"):
+        entropy.encode(np.zeros(1, np.int32), np.zeros(1, np.int32), _tables(), backend="gpu")
+
+
+def _tables():
+    return entropy.from_pmfs([np.array([0.7, 0.2, 0.1])], [0])
+
+
+def test_backends_agree() -> None:
+    pytest.importorskip("ncodec.entropy._rans")
+    rng = np.random.default_rng(0)
+    sym = rng.integers(-2, 4, 999).astype(np.int32)
+    idx = np.zeros(999, np.int32)
+    t = _tables()
+    a = entropy.encode(sym, idx, t, backend="ref")
+    assert entropy.encode(sym, idx, t, backend="cpp") == a == entropy.encode(sym, idx, t)
+    np.testing.assert_array_equal(entropy.decode(a, idx, t, backend="ref"), sym)
+    np.testing.assert_array_equal(entropy.decode(a, idx, t, threads=1), sym)
+    # prepared tables are cached per TableSet object
+    assert coder.prepared_tables(t) is coder.prepared_tables(t)
+
+
+def test_fallback_without_extension() -> None:
+    script = textwrap.dedent(
+        """
+        import sys, warnings
+        import importlib.abc
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name in ("ncodec.entropy._rans", "ncodec.entropy._rans_cuda"):
+                    raise ImportError("blocked for the test")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        import ncodec.entropy as e
+
+        t = e.from_pmfs([np.array([0.5, 0.3, 0.2])], [0])
+        sym = np.array([0, 1, 5, -3], np.int32)
+        idx = np.zeros(4, np.int32)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            data = e.encode(sym, idx, t)
+        assert any(issubclass(x.category, RuntimeWarning) for x in w), w
+        assert (e.decode(data, idx, t) == sym).all()
+        try:
+            e.encode(sym, idx, t, backend="cpp")
+        except ImportError as exc:
+            assert "not built" in str(exc)
+        else:
+            raise AssertionError("expected ImportError")
+        print("OK")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "OK" in run.stdout, run.stderr[-2000:]
