@@ -13,7 +13,7 @@ $(STAMP): $(NATIVE)
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@$(VPY) -m pip install -q --disable-pip-version-check uv
 	$(UV) pip install --python $(VPY) -q "scikit-build-core>=0.10" "nanobind>=2.0" cmake ninja
-	$(UV) pip install --python $(VPY) -q --no-build-isolation -e ".[dev]"
+	$(UV) pip install --python $(VPY) -q --no-build-isolation-package ncodec -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)
