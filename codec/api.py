@@ -13,12 +13,13 @@ Units: bpp = bits of the whole stream per pixel; quality is a float in [0, 100].
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ncodec.bitstream.container import (
+    MEDIA_AUDIO,
     MEDIA_IMAGE,
     MEDIA_NAMES,
     Header,
@@ -35,7 +37,7 @@ from ncodec.bitstream.container import (
     write_stream,
 )
 from ncodec.bitstream.errors import CorruptStreamError, ModelMismatchError
-from ncodec.bitstream.params import ImageParams
+from ncodec.bitstream.params import AudioParams, ImageParams
 from ncodec.codec import image as image_pipe
 from ncodec.codec.errors import OutputExistsError, UnsupportedInputError
 from ncodec.models.registry import SHIPPED, UnknownModelError, load_model, model_info
@@ -114,7 +116,13 @@ def encode(
     """
     device = _check_device(device)
     if isinstance(obj, tuple):
-        raise UnsupportedInputError("audio coding is not available in this version of ncodec")
+        if len(obj) != 2:
+            raise UnsupportedInputError("audio must be a (samples [C, T], sample_rate) tuple")
+        if quality is not None and target_kbps is not None:
+            raise ValueError("give at most one of quality, target_kbps")
+        if target_bpp is not None or target_psnr is not None:
+            raise ValueError("--target-bpp/--target-psnr apply to images; use --quality or --target-kbps")
+        return _encode_audio(obj[0], obj[1], quality, target_kbps, model, device)
     if isinstance(obj, np.ndarray):
         obj = _array_to_image(obj)
     if not isinstance(obj, Image.Image):
@@ -164,6 +172,87 @@ def _encode_image(img, quality, target_bpp, target_psnr, model, device, tile, pr
     return stream_at(DEFAULT_QUALITY if quality is None else float(quality))
 
 
+def _encode_audio(samples, sample_rate, quality, target_kbps, model, device) -> bytes:
+    from ncodec.codec import audio as audio_pipe
+
+    if quality is not None and not 0 <= quality <= 100:
+        raise ValueError(f"quality must be in 0..100, got {quality}")
+    if target_kbps is not None and not target_kbps > 0:
+        raise ValueError("target_kbps must be positive")
+    try:
+        sample_rate = int(sample_rate)
+    except (TypeError, ValueError):
+        raise UnsupportedInputError("audio sample rate must be an integer") from None
+    x = audio_pipe.prepare(samples, sample_rate)
+    info = model_info(model, "audio")
+    m = _model(info.name, device)
+    params, analyses = audio_pipe.analyze(m, x, sample_rate, device=device)
+    seconds = x.shape[1] / sample_rate
+
+    def stream_at(rate: int) -> bytes:
+        p, payloads = audio_pipe.encode_segments(params, analyses, rate)
+        return write_stream(audio_pipe.make_header(info.name, m.digest, p), payloads)
+
+    if target_kbps is None:
+        q = audio_pipe.DEFAULT_QUALITY if quality is None else float(quality)
+        return stream_at(audio_pipe.quality_to_rate(q))
+    return _search_rate(stream_at, lambda d: len(d) * 8 / seconds / 1000, float(target_kbps))
+
+
+def _search_rate(
+    stream_at: Callable[[int], bytes], kbps_of: Callable[[bytes], float], target: float
+) -> bytes:
+    """Secant search (log rate vs log nominal rate), then bisection, over the audio rate field for the
+    stream whose whole-file bitrate is closest to ``target`` kbit/s; stops within 2 %, else returns
+    the closest of at most 20 tries, preferring one within 10 %."""
+    from ncodec.codec.audio import MAX_RATE, MIN_RATE
+
+    tried: dict[int, float] = {}
+    streams: dict[int, bytes] = {}
+
+    def at(r: int) -> float:
+        if r not in tried:
+            streams[r] = stream_at(r)
+            tried[r] = kbps_of(streams[r])
+        return tried[r]
+
+    r = int(min(max(round(target * 10), MIN_RATE), MAX_RATE))
+    prev: tuple[int, float] | None = None
+    for _ in range(10):
+        k = at(r)
+        if abs(k / target - 1) < 0.02:
+            break
+        slope = 1.0
+        if prev is not None and prev[0] != r and prev[1] > 0 and k > 0 and prev[1] != k:
+            slope = min(max(math.log(k / prev[1]) / math.log(r / prev[0]), 0.2), 3.0)
+        nxt = int(min(max(round(r * (target / max(k, 1e-6)) ** (1 / slope)), MIN_RATE), MAX_RATE))
+        if nxt == r:
+            nxt = min(max(r + (1 if k < target else -1), MIN_RATE), MAX_RATE)
+        if nxt in tried:
+            break
+        prev, r = (r, k), nxt
+    for _ in range(10):  # bisection fallback (the rate need not be monotone in the nominal rate)
+        if any(abs(v / target - 1) < 0.02 for v in tried.values()):
+            break
+        below = [q for q, v in tried.items() if v < target]
+        above = [q for q, v in tried.items() if v > target]
+        if not below or not above:
+            if below and max(below) < MAX_RATE:
+                at(min(MAX_RATE, max(below) * 2))
+                continue
+            if above and min(above) > MIN_RATE:
+                at(max(MIN_RATE, min(above) // 2))
+                continue
+            break
+        lo, hi = max(below), min([q for q in above if q > max(below)] or [max(above)])
+        mid = int(round(math.sqrt(lo * hi)))
+        if mid in tried or not lo < mid < hi:
+            break
+        at(mid)
+    best = min(tried, key=lambda q: (abs(tried[q] / target - 1) > 0.1, abs(math.log(tried[q] / target))))
+    return streams[best]
+
+
 def _search(
     stream_at: Callable[[float], bytes], ok: Callable[[bytes], bool], prefer_high: bool = True, steps: int = 9
 ) -> bytes:
@@ -193,7 +282,7 @@ def _search(
 
 
 def _check_model(header: Header) -> Any:
-    if header.media != MEDIA_IMAGE:
+    if header.media not in (MEDIA_IMAGE, MEDIA_AUDIO):
         raise UnsupportedInputError(f"{MEDIA_NAMES[header.media]} streams cannot be decoded by this version")
     info = SHIPPED.get(header.model_id)
     if info is None or info.medium != MEDIA_NAMES[header.media]:
@@ -213,13 +302,52 @@ def _decode_reader(reader: StreamReader, device: str, progress: bool) -> Image.I
     )
 
 
-def decode(data: bytes, *, device: str = "cpu") -> Image.Image:
-    """Decodes an ``.ncb`` stream (bytes) to a ``PIL.Image`` (RGB, L or RGBA as coded).
+def _audio_blocks(reader: StreamReader, device: str):
+    """(params, iterator of float32 ``[C, n]`` blocks) of an audio stream, decoded as read."""
+    from ncodec.codec import audio as audio_pipe
+
+    _check_model(reader.header)
+    params = AudioParams.from_bytes(reader.header.params)
+    audio_pipe.check_layout(params)
+    m = _model(reader.header.model_id, device)
+    return params, audio_pipe.decode_blocks(m, params, reader.segments(), device=device)
+
+
+def decode(data: bytes, *, device: str = "cpu") -> Any:
+    """Decodes an ``.ncb`` stream (bytes): an image stream to a ``PIL.Image`` (RGB, L or RGBA as
+    coded), an audio stream to ``(samples float32 [C, T], sample_rate)``.
 
     Raises:
         ncodec.bitstream.BitstreamError: corrupt, truncated, unsupported or mismatched stream.
     """
-    return _decode_reader(StreamReader(io.BytesIO(bytes(data))), _check_device(device), False)
+    reader = StreamReader(io.BytesIO(bytes(data)))
+    device = _check_device(device)
+    if reader.header.media == MEDIA_AUDIO:
+        params, blocks = _audio_blocks(reader, device)
+        parts = list(blocks)
+        x = np.concatenate(parts, axis=1) if parts else np.zeros((params.channels, 0), np.float32)
+        return x, params.sample_rate
+    return _decode_reader(reader, device, False)
+
+
+def decode_audio_chunk(
+    data: bytes | str | Path, index: int, *, device: str = "cpu"
+) -> tuple[np.ndarray, int]:
+    """Random access: decodes audio chunk ``index`` alone (through the stream's index) to
+    ``(samples float32 [C, n], sample_rate)``, covering input samples ``index*chunk`` onwards."""
+    from ncodec.codec import audio as audio_pipe
+
+    f = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray) else open(data, "rb")
+    with f:
+        reader = StreamReader(f)
+        if reader.header.media != MEDIA_AUDIO:
+            raise UnsupportedInputError("not an audio stream")
+        _check_model(reader.header)
+        params = AudioParams.from_bytes(reader.header.params)
+        audio_pipe.check_layout(params)
+        payload = reader.segment(index)
+        m = _model(reader.header.model_id, _check_device(device))
+        return audio_pipe.decode_chunk_at(m, params, payload, index, device), params.sample_rate
 
 
 # ---- files ----------------------------------------------------------------------------------
@@ -227,7 +355,8 @@ def decode(data: bytes, *, device: str = "cpu") -> Image.Image:
 
 @dataclass
 class EncodeReport:
-    """What :func:`encode_file` did: sizes in bytes, rate in bpp, times in seconds."""
+    """What :func:`encode_file` did: stream size in bytes, time in seconds, and the rate: ``bpp``
+    (bits per pixel) for images, ``kbps`` (kbit/s) for audio, whose ``duration`` is in seconds."""
 
     input: str
     output: str
@@ -235,10 +364,19 @@ class EncodeReport:
     bytes: int
     pixels: int
     seconds: float
-    bpp: float = field(init=False)
+    duration: float = 0.0
 
-    def __post_init__(self) -> None:
-        self.bpp = self.bytes * 8 / self.pixels if self.pixels else 0.0
+    @property
+    def bpp(self) -> float:
+        return self.bytes * 8 / self.pixels if self.pixels and self.medium == "image" else 0.0
+
+    @property
+    def kbps(self) -> float:
+        return self.bytes * 8 / self.duration / 1000 if self.duration else 0.0
+
+    def rate(self) -> str:
+        """The rate in the medium's unit, for people."""
+        return f"{self.kbps:.2f} kbps" if self.medium == "audio" else f"{self.bpp:.4f} bpp"
 
 
 @dataclass
@@ -295,6 +433,15 @@ def encode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kwar
     if dst.exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
     medium = detect_medium(src)
+    if medium == "audio":
+        from ncodec.codec.audio_io import read_audio
+
+        samples, sr = read_audio(src)
+        t0 = time.perf_counter()
+        data = encode((samples, sr), **kwargs)
+        dt = time.perf_counter() - t0
+        atomic_write(dst, lambda f: f.write(data), force)
+        return EncodeReport(str(src), str(dst), medium, len(data), 0, dt, samples.shape[1] / sr)
     if medium != "image":
         raise UnsupportedInputError(f"{src}: {medium} coding is not available in this version of ncodec")
     img = read_image(src)
@@ -322,6 +469,23 @@ def decode_file(
         raise UnsupportedInputError(f"{src}: cannot open ({e.strerror})") from None
     with f:
         reader = StreamReader(f)
+        if reader.header.media == MEDIA_AUDIO:
+            from ncodec.codec.audio_io import OUT_FORMATS, AudioWriter
+
+            afmt = OUT_FORMATS.get(dst.suffix.lower())
+            if afmt is None:
+                raise UnsupportedInputError(f"{dst}: audio decodes to .wav or .flac")
+            params, blocks = _audio_blocks(reader, device)
+
+            def write_audio(out: BinaryIO) -> None:  # written block by block, as segments are read
+                w = AudioWriter(out, afmt[0], params.sample_rate, params.channels)
+                for b in blocks:
+                    w.write(b)
+                w.close()
+
+            atomic_write(dst, write_audio, force)
+            dt = time.perf_counter() - t0
+            return DecodeReport(str(src), str(dst), "audio", (params.channels, params.samples), dt)
         if reader.header.media == MEDIA_IMAGE and fmt is None:
             raise UnsupportedInputError(f"{dst}: images decode to .png, .tif, .bmp or .ppm")
         img = _decode_reader(reader, device, progress)
@@ -364,6 +528,24 @@ def info(src: str | Path | bytes) -> dict[str, Any]:
             alpha=bool(p.alpha),
             bpp=total * 8 / (p.width * p.height),
         )
+    elif h.media == MEDIA_AUDIO:
+        from ncodec.codec.audio import check_layout
+
+        p = AudioParams.from_bytes(h.params)
+        lay = check_layout(p)
+        if len(sizes) != lay.chunks:
+            raise CorruptStreamError(f"stream holds {len(sizes)} segments, its header implies {lay.chunks}")
+        seconds = p.samples / p.sample_rate
+        out.update(
+            sample_rate=p.sample_rate,
+            channels=p.channels,
+            channel_mode="mid/side" if p.channel_mode == 1 else "independent",
+            rate_kbps=p.rate / 10,
+            samples=p.samples,
+            seconds=seconds,
+            chunk=p.chunk,
+            kbps=total * 8 / seconds / 1000,
+        )
     return out
 
 
@@ -386,6 +568,7 @@ def models() -> list[dict[str, str]]:
 __all__ = [
     "encode",
     "decode",
+    "decode_audio_chunk",
     "encode_file",
     "decode_file",
     "info",

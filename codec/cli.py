@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ncodec", description="Neural codecs for images (audio and video to come).")
+    p = _Parser(prog="ncodec", description="Neural codecs for images and audio (video to come).")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -66,12 +66,24 @@ def get_parser() -> argparse.ArgumentParser:
     bi.add_argument("--limit", type=int, default=6)
     bi.add_argument("--device", default="cpu")
     bi.add_argument("--json", action="store_true")
+    ba = bsub.add_parser("audio", help="audio real-time factors on one CPU thread")
+    ba.add_argument(
+        "--input", type=Path, default=None, help="audio file (default: synthetic speech-like signal)"
+    )
+    ba.add_argument("--seconds", type=float, default=20.0)
+    ba.add_argument("--sample-rate", type=int, default=16000)
+    ba.add_argument("--channels", type=int, default=1)
+    ba.add_argument("--target-kbps", type=float, default=None)
+    ba.add_argument("--threads", type=int, default=1)
+    ba.add_argument("--device", default="cpu")
+    ba.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a model")
     tsub = t.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    from ncodec.models.train import add_train_args
+    from ncodec.models import train, train_audio
 
-    add_train_args(tsub.add_parser("image", help="the image codec"))
+    train.add_train_args(tsub.add_parser("image", help="the image codec"))
+    train_audio.add_train_args(tsub.add_parser("audio", help="the audio codec"))
 
     try:
         from ncodec.eval.cli import add_eval_parser
@@ -104,11 +116,12 @@ def _run(args: argparse.Namespace) -> int:
             tile=args.tile,
             progress=True,
         )
-        print(f"{r.output}: {r.bytes} bytes, {r.bpp:.4f} bpp, {r.seconds:.2f} s")
+        print(f"{r.output}: {r.bytes} bytes, {r.rate()}, {r.seconds:.2f} s")
         return EXIT_OK
     if args.command == "decode":
         r = api.decode_file(args.input, args.output, force=args.force, device=args.device, progress=True)
-        print(f"{r.output}: {r.size[0]}x{r.size[1]}, {r.seconds:.2f} s")
+        shape = f"{r.size[0]} ch x {r.size[1]} samples" if r.medium == "audio" else f"{r.size[0]}x{r.size[1]}"
+        print(f"{r.output}: {shape}, {r.seconds:.2f} s")
         return EXIT_OK
     if args.command == "info":
         inf = api.info(args.input)
@@ -136,13 +149,29 @@ def _run(args: argparse.Namespace) -> int:
 
             run_entropy_bench(threads=args.threads, as_json=args.json, large=args.large)
             return EXIT_OK
+        if args.what == "audio":
+            from ncodec.codec.bench_audio import run_audio_bench
+
+            run_audio_bench(
+                seconds=args.seconds,
+                sample_rate=args.sample_rate,
+                channels=args.channels,
+                kbps=args.target_kbps,
+                threads=args.threads,
+                device=args.device,
+                input=args.input,
+                as_json=args.json,
+            )
+            return EXIT_OK
         from ncodec.codec.bench import run_image_bench
 
         run_image_bench(args.images, limit=args.limit, device=args.device, as_json=args.json)
         return EXIT_OK
     if args.command == "train":
-        from ncodec.models.train import run_train
-
+        if args.what == "audio":
+            from ncodec.models.train_audio import run_train
+        else:
+            from ncodec.models.train import run_train
         return run_train(args)
     if args.command == "eval":
         from ncodec.eval.cli import run_eval

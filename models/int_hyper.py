@@ -38,8 +38,9 @@ class IntLayer:
     """One integer convolution ``y = requant(conv(x, weight) + bias)``.
 
     Attributes:
-        transposed: ConvTranspose2d (stride 2, k=5) if True, else Conv2d.
-        weight: float64 tensor of integers, PyTorch layout.
+        transposed: ConvTranspose2d/1d if True, else Conv2d/1d.
+        weight: float64 tensor of integers, PyTorch layout; 4-D for 2-D layers (images), 3-D for
+            1-D layers (audio): the dimensionality is read from the weight, the stored format is the same.
         bias: int64 ``[Cout]`` in accumulator units.
         mult, shift: int64 ``[Cout]`` requantisation ``(acc * mult + 2**(shift-1)) >> shift``.
         relu: clamp to ``[0, 2**ACT_BITS - 1]`` if True, else to ``+-OUT_LIMIT``.
@@ -57,26 +58,30 @@ class IntLayer:
 
     def __call__(self, x: Tensor) -> Tensor:
         w = self.weight.to(x.device)
+        one_d = w.dim() == 3
         with torch.backends.cudnn.flags(enabled=False):  # no Winograd/FFT: plain exact GEMM
             if self.transposed:
-                acc = F.conv_transpose2d(
+                conv_t = F.conv_transpose1d if one_d else F.conv_transpose2d
+                acc = conv_t(
                     x, w, stride=self.stride, padding=self.padding, output_padding=self.output_padding
                 )
             else:
-                acc = F.conv2d(x, w, stride=self.stride, padding=self.padding)
-        acc = torch.round(acc).to(torch.int64) + self.bias.to(x.device)[None, :, None, None]
-        mult = self.mult.to(x.device)[None, :, None, None]
-        shift = self.shift.to(x.device)[None, :, None, None]
+                acc = (F.conv1d if one_d else F.conv2d)(x, w, stride=self.stride, padding=self.padding)
+        view = (1, -1, 1) if one_d else (1, -1, 1, 1)
+        acc = torch.round(acc).to(torch.int64) + self.bias.to(x.device).view(view)
+        mult = self.mult.to(x.device).view(view)
+        shift = self.shift.to(x.device).view(view)
         y = (acc * mult + (1 << (shift - 1))) >> shift
         y = y.clamp(0, (1 << ACT_BITS) - 1) if self.relu else y.clamp(-OUT_LIMIT, OUT_LIMIT)
         return y.to(torch.float64)
 
 
 class IntHyperSynthesis:
-    """Integer twin of :func:`ncodec.models.image.hyper_synthesis`.
+    """Integer twin of :func:`ncodec.models.image.hyper_synthesis` (or of the 1-D
+    :func:`ncodec.models.audio.hyper_synthesis`).
 
     ``__call__(z_hat)`` maps int hyper-latents ``[B,N,h,w]`` to ``(mu_fx, sigma_fx)``, int64
-    ``[B,M,4h,4w]`` in units of ``2**-OUT_FRAC_BITS``.
+    ``[B,M,4h,4w]`` in units of ``2**-OUT_FRAC_BITS`` (1-D: ``[B,N,h]`` to ``[B,M,4h]``).
     """
 
     def __init__(self, layers: list[IntLayer]):
@@ -144,18 +149,19 @@ def quantize_hyper_synthesis(h_s: nn.Sequential, calib_z: Tensor) -> IntHyperSyn
         h_s: the float hyper-synthesis.
         calib_z: rounded hyper-latents ``[B,N,h,w]`` from training images, to size the activations.
     """
-    convs = [m for m in h_s if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    convs = [m for m in h_s if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Conv1d | nn.ConvTranspose1d)]
     x_float = calib_z.double()
     in_scale = 1.0  # real value of one input integer unit
     layers = []
     for i, m in enumerate(convs):
         last = i == len(convs) - 1
-        transposed = isinstance(m, nn.ConvTranspose2d)
+        transposed = isinstance(m, nn.ConvTranspose2d | nn.ConvTranspose1d)
         w = m.weight.detach().double()
         oc_dim = 1 if transposed else 0
-        wmax = w.abs().amax(dim=[d for d in range(4) if d != oc_dim]).clamp_min(1e-12)
+        wmax = w.abs().amax(dim=[d for d in range(w.dim()) if d != oc_dim]).clamp_min(1e-12)
         s_w = wmax / ((1 << (WEIGHT_BITS - 1)) - 1)  # per output channel
-        shape = [1, -1, 1, 1] if transposed else [-1, 1, 1, 1]
+        shape = [1, -1] if transposed else [-1, 1]
+        shape += [1] * (w.dim() - 2)
         w_int = torch.round(w / s_w.view(shape))
         acc_scale = s_w * in_scale  # real value of one accumulator unit, per channel
         bias = torch.round(m.bias.detach().double() / acc_scale).to(torch.int64)

@@ -47,9 +47,17 @@ SHIPPED: dict[str, ModelInfo] = {
         rate_range="quality 0-100, about 0.1-1.5 bpp on Kodak",
         description="variable-rate mean-scale hyperprior, exact integer table selection",
     ),
+    "audio-hp-v1": ModelInfo(
+        name="audio-hp-v1",
+        medium="audio",
+        weights="audio-hp-v1.safetensors",
+        card="audio-hp-v1.md",
+        rate_range="about 6-64 kbit/s per channel (--target-kbps, --quality 0-100), 16 kHz model rate",
+        description="variable-rate 1-D mean-scale hyperprior on a learned MDCT-like filterbank, exact tables",
+    ),
 }
 
-DEFAULT_MODEL = {"image": "image-hp-v1"}
+DEFAULT_MODEL = {"image": "image-hp-v1", "audio": "audio-hp-v1"}
 
 
 def model_info(name: str | None, medium: str) -> ModelInfo:
@@ -73,4 +81,8 @@ def load_model(name: str):
         from ncodec.models.image_model import ImageModel
 
         return ImageModel.load(info.weights_path)
+    if info.medium == "audio":
+        from ncodec.models.audio_model import AudioModel
+
+        return AudioModel.load(info.weights_path)
     raise UnknownModelError(f"no loader for {info.medium} models")

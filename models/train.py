@@ -144,8 +144,10 @@ def train(
     acc: dict[str, float] = {}
     while meta["step"] < steps and (seconds is None or time.time() - t0 < seconds):
         step = meta["step"]
-        # Cosine decay over the last 20% of the planned steps.
+        # Cosine decay over the last 20% of the planned steps (or of the wall-time budget).
         frac = step / max(steps, 1)
+        if seconds:
+            frac = max(frac, (time.time() - t0) / seconds)
         cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
         for g in opt.param_groups:
             g["lr"] = cur_lr
@@ -162,7 +164,7 @@ def train(
         aux.backward()
         aux_opt.step()
         for k, v in losses.items():
-            acc[k] = acc.get(k, 0.0) + float(v)
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
         meta["step"] = step + 1
         if meta["step"] % log_every == 0:
             rec = {k: round(v / log_every, 4) for k, v in acc.items()}

@@ -1,0 +1,379 @@
+"""Audio pipeline: samples <-> 16 kHz chunks <-> integer symbols <-> rANS payloads <-> container segments.
+
+* **Model rate.** The model runs at 16 kHz mono (:data:`ncodec.models.audio.SAMPLE_RATE`). Input at
+  any rate (8-192 kHz) is resampled to 16 kHz with ``torchaudio.functional.resample`` (windowed sinc,
+  zero phase) and the decoder resamples back, so the output has the input's rate and length; content
+  above 8 kHz is not coded.
+* **Channels.** Stereo is coded as mid/side (``M = (L+R)/2``, ``S = (L-R)/2``; channel mode 1); other
+  channel counts code each channel independently (mode 0). The coded signals of a chunk are one batch.
+* **Chunks.** The stream is cut into chunks of ``chunk`` input samples (default 2 s; ``chunk * 16000
+  / sample_rate`` must be an integer ``Cm >= 640``). Chunk ``k`` codes the model-rate samples
+  ``[k*Cm - O, min((k+1)*Cm, T16) + O)`` with ``O = 320`` (20 ms) of real neighbouring signal on each
+  side (zeros outside the signal), padded with zeros to a multiple of 320 samples. Every chunk decodes
+  on its own (random access through the index); a sequential decoder crossfades the ``2*O`` samples
+  two neighbouring chunks share with a sin^2 window, so no seam is audible. Memory is bounded by one
+  chunk; a decoder emits chunk ``k`` up to ``(k+1)*Cm - O`` as soon as it has read segment ``k``.
+* **Chunk payload** (FORMAT.md, "Audio data segments"): varint length of the hyper-latent payload,
+  the hyper-latent rANS payload, then the latent rANS payload, as for an image tile.
+* **Rate.** The header's ``rate`` (kbit/s x 10) is the nominal bitrate of one 16 kHz mono signal; the
+  decoder derives its gains from this integer alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ncodec import entropy
+from ncodec.bitstream.container import MEDIA_AUDIO, Header
+from ncodec.bitstream.errors import CorruptStreamError, LimitExceededError
+from ncodec.bitstream.params import MAX_AUDIO_SAMPLES, AudioParams
+from ncodec.codec.errors import UnsupportedInputError
+from ncodec.entropy.varint import read_varint, write_varint
+from ncodec.models.audio_model import FRAME, HYPER, SAMPLE_RATE, Y_LIMIT, AudioModel
+
+CHUNK_SECONDS = 2
+MAX_CHUNK_16K = 10 * SAMPLE_RATE  # decoder limit: chunks of at most 10 s (bounds memory per chunk)
+OVERLAP = 320  # model-rate samples shared with each neighbouring chunk
+MIN_RATE, MAX_RATE = 20, 2000  # rate field range the encoder searches (2-200 kbit/s nominal)
+Q_LO, Q_HI = 60, 640  # --quality 0..100 maps onto 6-64 kbit/s nominal
+DEFAULT_QUALITY = 50.0
+
+
+def quality_to_rate(quality: float) -> int:
+    """Quality 0..100 -> rate field (kbit/s x 10), log-linear from 6 to 64 kbit/s."""
+    q = min(max(float(quality), 0.0), 100.0) / 100.0
+    return int(round(Q_LO * (Q_HI / Q_LO) ** q))
+
+
+# ---- resampling ------------------------------------------------------------------------------
+
+
+class StreamResampler:
+    """Block-wise ``torchaudio.functional.resample`` with enough context that the result equals
+    resampling the whole signal (up to float rounding). Blocks are cut at multiples of
+    ``sr_in / gcd``, where input and output sample times coincide."""
+
+    def __init__(self, sr_in: int, sr_out: int, channels: int):
+        g = math.gcd(sr_in, sr_out)
+        self.sr_in, self.sr_out = sr_in, sr_out
+        self.p_in, self.p_out = sr_in // g, sr_out // g
+        need = 8 * max(1, math.ceil(sr_in / min(sr_in, sr_out))) + 16
+        self.ctx = -(-need // self.p_in) * self.p_in
+        self.buf = np.zeros((channels, self.ctx), dtype=np.float32)  # ctx zeros of left context
+        self.done = 0  # input samples already turned into output (position of buf[:, ctx])
+
+    def _run(self, x: np.ndarray, n_in: int) -> np.ndarray:
+        if self.sr_in == self.sr_out:
+            return x[:, self.ctx : self.ctx + n_in]
+        import torchaudio.functional as AF
+
+        y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), self.sr_in, self.sr_out).numpy()
+        o = self.ctx // self.p_in * self.p_out
+        return y[:, o : o + n_in // self.p_in * self.p_out]
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        self.buf = np.concatenate([self.buf, np.asarray(x, dtype=np.float32)], axis=1)
+        avail = self.buf.shape[1] - 2 * self.ctx
+        n = max(0, avail // self.p_in * self.p_in)
+        if n == 0:
+            return np.zeros((self.buf.shape[0], 0), dtype=np.float32)
+        out = self._run(self.buf[:, : n + 2 * self.ctx], n)
+        self.buf = self.buf[:, n:]
+        self.done += n
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The rest (zeros after the end), rounded up to whole periods: trim to the expected length."""
+        rest = self.buf.shape[1] - self.ctx
+        n = -(-rest // self.p_in) * self.p_in
+        x = np.concatenate([self.buf, np.zeros((self.buf.shape[0], n - rest + self.ctx), np.float32)], axis=1)
+        self.buf = self.buf[:, :0]
+        return self._run(x, n) if n else np.zeros((x.shape[0], 0), dtype=np.float32)
+
+
+# ---- geometry --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Chunk geometry of a stream at the model rate (see the module docstring)."""
+
+    samples: int  # per channel, input rate
+    sample_rate: int
+    chunk: int  # input samples per chunk
+
+    @property
+    def cm(self) -> int:
+        return self.chunk * SAMPLE_RATE // self.sample_rate
+
+    @property
+    def t16(self) -> int:
+        return -(-self.samples * SAMPLE_RATE // self.sample_rate)
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.samples // self.chunk)
+
+    def region(self, k: int) -> tuple[int, int, int]:
+        """Chunk ``k``: model-rate start, end (exclusive, unpadded) and padded length."""
+        s = k * self.cm - OVERLAP
+        e = min((k + 1) * self.cm, self.t16) + OVERLAP
+        return s, e, -(-(e - s) // FRAME) * FRAME
+
+
+def check_layout(p: AudioParams) -> Layout:
+    lay = Layout(p.samples, p.sample_rate, p.chunk)
+    if p.samples < 1:
+        raise CorruptStreamError("audio stream declares no samples")
+    if p.chunk * SAMPLE_RATE % p.sample_rate or not 2 * OVERLAP <= lay.cm <= MAX_CHUNK_16K:
+        raise LimitExceededError(f"chunk of {p.chunk} samples at {p.sample_rate} Hz is not supported")
+    if p.channel_mode == 1 and p.channels != 2:
+        raise CorruptStreamError("mid/side mode needs exactly two channels")
+    if not 1 <= p.rate:
+        raise CorruptStreamError("audio rate is zero")
+    return lay
+
+
+def default_chunk(sample_rate: int) -> int:
+    return CHUNK_SECONDS * sample_rate
+
+
+# ---- encoder ---------------------------------------------------------------------------------
+
+
+def prepare(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Checks and normalises an input signal to float32 ``[C, T]``."""
+    x = np.asarray(samples)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        raise UnsupportedInputError("audio must be a numeric array [channels, samples] or [samples]")
+    if x.shape[0] > x.shape[1] and x.shape[1] <= 8:
+        x = x.T  # [T, C] given
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.shape[1] == 0:
+        raise UnsupportedInputError("empty audio (no samples)")
+    if not 1 <= x.shape[0] <= 8:
+        raise UnsupportedInputError(f"{x.shape[0]} channels (1..8 supported)")
+    if not 8000 <= int(sample_rate) <= 192000:
+        raise UnsupportedInputError(f"sample rate {sample_rate} Hz outside 8000..192000")
+    if x.shape[1] > MAX_AUDIO_SAMPLES:
+        raise UnsupportedInputError("audio too long")
+    if not np.isfinite(x).all():
+        raise UnsupportedInputError("audio holds NaN or infinite samples")
+    return x
+
+
+def to_coded(x: np.ndarray, mode: int) -> np.ndarray:
+    if mode == 1:
+        return np.stack([(x[0] + x[1]) * 0.5, (x[0] - x[1]) * 0.5])
+    return x
+
+
+def from_coded(x: np.ndarray, mode: int) -> np.ndarray:
+    if mode == 1:
+        return np.stack([x[0] + x[1], x[0] - x[1]])
+    return x
+
+
+def model_chunks(x: np.ndarray, sample_rate: int, lay: Layout) -> Iterator[np.ndarray]:
+    """Yields chunk regions at the model rate, ``[C, padded length]``, resampling block by block."""
+    rs = StreamResampler(sample_rate, SAMPLE_RATE, x.shape[0])
+    have = np.zeros((x.shape[0], OVERLAP), dtype=np.float32)  # model samples from -OVERLAP on
+    have_start = -OVERLAP
+    pos, flushed = 0, False
+    for k in range(lay.chunks):
+        s, e, n = lay.region(k)
+        while have_start + have.shape[1] < e and pos < x.shape[1]:
+            have = np.concatenate([have, rs.push(x[:, pos : pos + lay.chunk])], axis=1)
+            pos += lay.chunk
+        if have_start + have.shape[1] < e and not flushed:
+            have = np.concatenate([have, rs.flush()], axis=1)
+            have = have[:, : lay.t16 - have_start]  # zeros after the end of the signal
+            flushed = True
+        region = np.zeros((x.shape[0], n), dtype=np.float32)
+        seg = have[:, s - have_start : e - have_start]
+        region[:, : seg.shape[1]] = seg
+        yield region
+        cut = (k + 1) * lay.cm - OVERLAP - have_start
+        have, have_start = have[:, cut:], have_start + cut
+
+
+class ChunkAnalysis:
+    """One chunk's analysis ``y`` (rate independent), kept so rate control can try many rates."""
+
+    def __init__(self, model: AudioModel, region: np.ndarray, device: str):
+        self.model = model
+        self.frames = region.shape[1] // FRAME
+        with torch.no_grad():
+            self.y = model.analyze(torch.from_numpy(region)[:, None].to(device))
+
+    def encode(self, rate: int, threads: int | None = None) -> bytes:
+        m = self.model
+        ys, z_hat = m.scale(self.y, rate / 10)
+        z_hat = z_hat.cpu()
+        mu, idx = m.hyper(z_hat, self.frames)
+        sym = torch.round(ys.cpu().double() - mu).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int32)
+        z_data = entropy.encode(
+            z_hat.to(torch.int32).numpy().reshape(-1),
+            m.z_indexes(tuple(z_hat.shape)),
+            m.z_tables,
+            threads=threads,
+        )
+        y_data = entropy.encode(
+            sym.numpy().reshape(-1), idx.to(torch.int32).numpy().reshape(-1), m.y_tables, threads=threads
+        )
+        out = bytearray()
+        write_varint(out, len(z_data))
+        return bytes(out) + z_data + y_data
+
+
+def analyze(
+    model: AudioModel, x: np.ndarray, sample_rate: int, chunk: int | None = None, device: str = "cpu"
+) -> tuple[AudioParams, list[ChunkAnalysis]]:
+    """Analyses every chunk of ``x`` (``[C, T]`` float32, see :func:`prepare`); the returned params
+    have rate 0 (set by :func:`encode_segments`)."""
+    chunk = chunk or default_chunk(sample_rate)
+    mode = 1 if x.shape[0] == 2 else 0
+    params = AudioParams(sample_rate, x.shape[0], mode, 0, x.shape[1], chunk)
+    lay = Layout(x.shape[1], sample_rate, chunk)
+    if chunk * SAMPLE_RATE % sample_rate or not 2 * OVERLAP <= lay.cm <= MAX_CHUNK_16K or lay.cm % FRAME:
+        raise ValueError(f"chunk of {chunk} samples at {sample_rate} Hz: must be a multiple of 20 ms")
+    coded = to_coded(x, mode)
+    return params, [ChunkAnalysis(model, r, device) for r in model_chunks(coded, sample_rate, lay)]
+
+
+def encode_segments(
+    params: AudioParams, analyses: list[ChunkAnalysis], rate: int
+) -> tuple[AudioParams, list[bytes]]:
+    """Codes every chunk at ``rate`` (kbit/s x 10); returns the header block and segment payloads."""
+    rate = int(min(max(rate, 1), 65535))
+    p = AudioParams(
+        params.sample_rate, params.channels, params.channel_mode, rate, params.samples, params.chunk
+    )
+    return p, [a.encode(rate) for a in analyses]
+
+
+def make_header(model_id: str, digest: bytes, params: AudioParams) -> Header:
+    return Header(MEDIA_AUDIO, model_id, digest[:16], params.to_bytes())
+
+
+# ---- decoder ---------------------------------------------------------------------------------
+
+
+def decode_chunk_symbols(
+    model: AudioModel, payload: bytes, params: AudioParams, k: int, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """Entropy-decodes chunk ``k`` (exact): hyper-latent symbols, latent symbols (int32, flat) and the
+    latent means ``[C,M,frames]`` (float64)."""
+    lay = check_layout(params)
+    frames = lay.region(k)[2] // FRAME
+    z_shape = (params.channels, model.n, -(-frames // HYPER))
+    z_len, pos = read_varint(payload, 0)
+    if pos + z_len > len(payload):
+        raise CorruptStreamError("chunk's hyper-latent payload overruns the segment")
+    z = entropy.decode(payload[pos : pos + z_len], model.z_indexes(z_shape), model.z_tables, threads=threads)
+    mu, idx = model.hyper(torch.from_numpy(z.astype(np.int64)).view(z_shape), frames)
+    sym = entropy.decode(
+        payload[pos + z_len :], idx.to(torch.int32).numpy().reshape(-1), model.y_tables, threads=threads
+    )
+    return z, sym, mu
+
+
+def decode_chunk(
+    model: AudioModel, payload: bytes, params: AudioParams, k: int, device: str = "cpu"
+) -> np.ndarray:
+    """Decodes chunk ``k`` to its model-rate region ``[C, e - s]`` (coded channels, unpadded)."""
+    s, e, _ = check_layout(params).region(k)
+    _, sym, mu = decode_chunk_symbols(model, payload, params, k)
+    s_hat = torch.from_numpy(sym).view(mu.shape)
+    # zero symbols reconstruct to 0, not to the predicted mean: MDCT-domain means are weak
+    # predictions and adding them where nothing was coded adds audible noise in quiet passages
+    ys_hat = torch.where(s_hat == 0, torch.zeros_like(mu), s_hat.double() + mu)
+    x = model.decode_latents(ys_hat, params.rate / 10)[:, 0, : e - s]
+    return x.cpu().numpy().astype(np.float32)
+
+
+def _fade(n: int) -> np.ndarray:
+    return (np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n) ** 2).astype(np.float32)
+
+
+def decode_blocks(
+    model: AudioModel, params: AudioParams, segments: Iterable[bytes], device: str = "cpu"
+) -> Iterator[np.ndarray]:
+    """Decodes segments as they come; yields output blocks ``[channels, n]`` float32 at the stream's
+    sample rate, ``params.samples`` per channel in all."""
+    lay = check_layout(params)
+    rs = StreamResampler(SAMPLE_RATE, params.sample_rate, params.channels)
+    fade = _fade(2 * OVERLAP)
+    tail = None
+    emitted = 0
+    it = iter(segments)
+
+    def out(block: np.ndarray) -> np.ndarray:
+        nonlocal emitted
+        y = from_coded(block, params.channel_mode)[:, : params.samples - emitted]
+        emitted += y.shape[1]
+        return y
+
+    for k in range(lay.chunks):
+        payload = next(it, None)
+        if payload is None:
+            raise CorruptStreamError(f"stream holds fewer segments than its {lay.chunks} chunks")
+        s, e, _ = lay.region(k)
+        r = decode_chunk(model, payload, params, k, device)
+        if k == 0:
+            r, base = r[:, OVERLAP:], 0
+        else:
+            r = r.copy()
+            r[:, : 2 * OVERLAP] = tail * (1 - fade) + r[:, : 2 * OVERLAP] * fade
+            base = s
+        if k == lay.chunks - 1:
+            final = r[:, : lay.t16 - base]
+        else:
+            cut = (k + 1) * lay.cm - OVERLAP - base
+            final, tail = r[:, :cut], r[:, cut : cut + 2 * OVERLAP]
+        y = rs.push(final)
+        if y.shape[1]:
+            yield out(y)
+    if next(it, None) is not None:
+        raise CorruptStreamError("stream holds more segments than the audio has chunks")
+    y = rs.flush()
+    if y.shape[1]:
+        yield out(y)
+    if emitted < params.samples:
+        yield out(np.zeros((params.channels, params.samples - emitted), dtype=np.float32))
+
+
+def decode_segments(
+    model: AudioModel, params: AudioParams, segments: Iterable[bytes], device: str = "cpu"
+) -> np.ndarray:
+    """The whole signal, float32 ``[channels, samples]``."""
+    blocks = list(decode_blocks(model, params, segments, device))
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((params.channels, 0), np.float32)
+
+
+def decode_chunk_at(
+    model: AudioModel, params: AudioParams, payload: bytes, k: int, device: str = "cpu"
+) -> np.ndarray:
+    """Random access: chunk ``k`` alone, at the stream's rate: ``[channels, n]`` covering input samples
+    ``k*chunk .. min((k+1)*chunk, samples)`` (no crossfade with the neighbours)."""
+    lay = check_layout(params)
+    if not 0 <= k < lay.chunks:
+        raise IndexError(f"chunk {k} out of range 0..{lay.chunks - 1}")
+    r = decode_chunk(model, payload, params, k, device)
+    rs = StreamResampler(SAMPLE_RATE, params.sample_rate, params.channels)
+    a = OVERLAP // rs.p_out * rs.p_out  # keep aligned left context for the resampler
+    r = r[:, OVERLAP - a :]
+    y = np.concatenate([rs.push(r), rs.flush()], axis=1)
+    skip = a // rs.p_out * rs.p_in
+    n = min(params.chunk, params.samples - k * params.chunk)
+    y = y[:, skip : skip + n]
+    return from_coded(y, params.channel_mode)

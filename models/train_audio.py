@@ -1,0 +1,255 @@
+"""Training of the variable-rate audio codec (``ncodec train audio``).
+
+Random 1.28 s segments at 16 kHz from ``../shared/data/audio/speech/train`` and
+``../shared/data/audio/music/train`` (never the ``test`` splits; music is used as mid and side
+signals, as the codec codes stereo), a rate-distortion loss ``spectral distortion + mu(q) * kbit/s``
+at a random rate level per segment, where each level's ``mu`` is adapted so that the level lands on
+its nominal bitrate, Adam, and resumable safetensors checkpoints (see :mod:`ncodec.models.train`).
+Runs on CPU or CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncodec.models.train import load_checkpoint, save_checkpoint
+
+AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"}
+SEGMENT = 20480  # 1.28 s at 16 kHz, a multiple of FRAME * HYPER
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "audio"
+
+
+def list_audio(root: Path) -> list[Path]:
+    """Audio files under ``root/{speech,music}/train`` (or ``root`` itself), sorted; refuses test data."""
+    root = Path(root)
+    subs = [root / "speech" / "train", root / "music" / "train"]
+    roots = [s for s in subs if s.is_dir()] or [root]
+    files = sorted(p for r in roots for p in r.rglob("*") if p.suffix.lower() in AUDIO_EXTS)
+    if any("test" in p.relative_to(root).parts for p in files):
+        raise ValueError("refusing to train on a test split")
+    return files
+
+
+def load_corpus(files: list[Path], cache: Path | None = None) -> list[np.ndarray]:
+    """Every file at 16 kHz as float32 mono signals (stereo files give mid and side)."""
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:
+            return [z[k] for k in sorted(z.files, key=int)]
+    import torchaudio.functional as AF
+
+    from ncodec.codec.audio_io import read_audio
+    from ncodec.models.audio import SAMPLE_RATE
+
+    out = []
+    for f in files:
+        try:
+            x, sr = read_audio(f)
+        except Exception as e:  # noqa: BLE001 - skip unreadable training files
+            print(f"skipping {f}: {e}", flush=True)
+            continue
+        if x.shape[0] >= 2:
+            x = np.stack([(x[0] + x[1]) / 2, (x[0] - x[1]) / 2])
+        t = torch.from_numpy(np.ascontiguousarray(x[:2]))
+        if sr != SAMPLE_RATE:
+            t = AF.resample(t, sr, SAMPLE_RATE)
+        for ch in t.numpy():
+            if ch.size >= SEGMENT and np.abs(ch).max() > 1e-3:
+                out.append(ch.astype(np.float32))
+    if cache is not None:
+        np.savez(cache, **{str(i): a for i, a in enumerate(out)})
+    return out
+
+
+class SegmentSampler:
+    """Random segments, skipping near-silence, with a random gain of -12..+3 dB (clipped to +-1)."""
+
+    def __init__(self, signals: list[np.ndarray], seed: int = 0):
+        if not signals:
+            raise ValueError("no training audio found")
+        self.signals = signals
+        self.rng = random.Random(seed)
+        w = np.array([s.size for s in signals], dtype=np.float64)
+        self.cum = np.cumsum(w / w.sum())
+
+    def batch(self, size: int) -> torch.Tensor:
+        out = np.empty((size, 1, SEGMENT), dtype=np.float32)
+        for i in range(size):
+            for _ in range(20):
+                s = self.signals[
+                    min(int(np.searchsorted(self.cum, self.rng.random())), len(self.signals) - 1)
+                ]
+                o = self.rng.randrange(s.size - SEGMENT + 1)
+                seg = s[o : o + SEGMENT]
+                if np.sqrt(np.mean(seg * seg)) > 3e-3:
+                    break
+            g = 10 ** (self.rng.uniform(-12, 3) / 20)
+            out[i, 0] = np.clip(seg * g, -1, 1)
+        return torch.from_numpy(out)
+
+
+def train(
+    data: Path,
+    out_dir: Path,
+    *,
+    steps: int,
+    batch: int = 8,
+    lr: float = 3e-4,
+    c: int = 192,
+    m: int = 160,
+    n: int = 32,
+    device: str = "cpu",
+    seconds: float | None = None,
+    log_every: int = 25,
+    ckpt_every: int = 100,
+    seed: int = 0,
+) -> Path:
+    """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time; returns the
+    checkpoint path (``out_dir/checkpoint.safetensors``)."""
+    from ncodec.models.audio import AudioHyperprior, rd_loss
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = AudioHyperprior(c, m, n).to(device)
+    aux_params = [p for k, p in model.named_parameters() if k.endswith(".quantiles")]
+    main_params = [p for k, p in model.named_parameters() if not k.endswith(".quantiles")]
+    gain_params = [p for k, p in model.named_parameters() if "log_" in k and "gain" in k]
+    other = [p for p in main_params if all(p is not g for g in gain_params)]
+    opt = torch.optim.Adam([{"params": other}, {"params": gain_params, "lr_scale": 10.0}], lr=lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    ckpt = out_dir / "checkpoint.safetensors"
+    meta = {"step": 0, "seconds": 0.0, "c": c, "m": m, "n": n, "batch": batch, "history": []}
+    if ckpt.exists():
+        meta = load_checkpoint(ckpt, model, opt)
+        print(f"resumed at step {meta['step']}", flush=True)
+    signals = load_corpus(list_audio(data), out_dir / "corpus16k.npz")
+    sampler = SegmentSampler(signals, seed=seed + meta["step"])
+    meta["data"] = str(data)
+    meta["hardware"] = f"{platform.machine()} {device} {torch.get_num_threads()} threads"
+    t0 = time.time()
+    acc: dict[str, float] = {}
+    levels = model.levels
+    while meta["step"] < steps and (seconds is None or time.time() - t0 < seconds):
+        step = meta["step"]
+        frac = step / max(steps, 1)
+        cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
+        for g in opt.param_groups:
+            g["lr"] = cur_lr * g.get("lr_scale", 1.0)
+        x = sampler.batch(batch).to(device)
+        # stratified levels so every level is seen in every batch
+        q = ((torch.arange(batch, device=device) + torch.rand(batch, device=device)) / batch) * (levels - 1)
+        out = model(x, q)
+        losses = rd_loss(model, out, x, q)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        opt.step()
+        aux = model.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        with torch.no_grad():  # dual ascent: push each level towards its nominal bitrate
+            err = torch.log(losses["kbps"].detach().double() / model.target_kbps(q).double())
+            qc = q.clamp(0, levels - 1).double()
+            lo = qc.floor().long().clamp(max=levels - 2)
+            t = qc - lo
+            delta = torch.zeros(levels, dtype=torch.float64, device=device)
+            delta.index_add_(0, lo, (1 - t) * err)
+            delta.index_add_(0, lo + 1, t * err)
+            model.log_mu.add_(0.05 * delta).clamp_(math.log(1e-4), math.log(10.0))
+        for k in ("loss", "dist", "mel"):
+            acc[k] = acc.get(k, 0.0) + float(losses[k].detach())
+        acc["kbps"] = acc.get("kbps", 0.0) + float(losses["kbps"].detach().mean())
+        acc["rate_err"] = acc.get("rate_err", 0.0) + float(err.abs().mean())
+        meta["step"] = step + 1
+        if meta["step"] % log_every == 0:
+            rec = {k: round(v / log_every, 4) for k, v in acc.items()}
+            rec.update(
+                step=meta["step"],
+                lr=cur_lr,
+                aux=round(float(aux), 2),
+                mu=[round(float(v), 3) for v in model.log_mu.exp()],
+                elapsed=round(meta["seconds"] + time.time() - t0, 1),
+            )
+            meta["history"].append(rec)
+            print(json.dumps(rec), flush=True)
+            acc = {}
+        if meta["step"] % ckpt_every == 0:
+            save_checkpoint(ckpt, model, opt, dict(meta, seconds=meta["seconds"] + time.time() - t0))
+    meta["seconds"] += time.time() - t0
+    save_checkpoint(ckpt, model, opt, meta)
+    return ckpt
+
+
+def add_train_args(p) -> None:
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with speech/train and music/train")
+    p.add_argument("--out", type=Path, default=Path("runs/audio"), help="checkpoint folder")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--seconds", type=float, default=None, help="stop after this much wall time")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--c", type=int, default=192, help="channels of the decoder post-filter (0: none)")
+    p.add_argument("--m", type=int, default=160, help="latent channels")
+    p.add_argument("--n", type=int, default=32, help="hyper-latent channels")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_train(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ckpt = train(
+        args.data,
+        args.out,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        c=args.c,
+        m=args.m,
+        n=args.n,
+        device=args.device,
+        seconds=args.seconds,
+    )
+    print(f"checkpoint: {ckpt}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="ncodec train audio", description=__doc__)
+    add_train_args(p)
+    return run_train(p.parse_args(argv))
+
+
+def export_weights(
+    ckpt: Path, out: Path, data: Path = DEFAULT_DATA, model_id: str = "audio-hp-v1", card: dict | None = None
+) -> Path:
+    """Exports a checkpoint to a shipped weights file (integer hyper-synthesis and tables included),
+    calibrating integer activations on 16 training segments (never test data)."""
+    from safetensors import safe_open
+
+    from ncodec.models.audio import AudioHyperprior
+    from ncodec.models.audio_model import export
+
+    with safe_open(str(ckpt), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+    model = AudioHyperprior(meta["c"], meta["m"], meta["n"])
+    load_checkpoint(Path(ckpt), model, None)
+    signals = load_corpus(list_audio(data), Path(ckpt).parent / "corpus16k.npz")
+    calib = SegmentSampler(signals, seed=1234).batch(16)
+    exported = export(model, calib, model_id)
+    exported.save(Path(out), card=card)
+    return Path(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
