@@ -15,19 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from ncodec.entropy.tables import TableSet, gaussian_scale_table, gaussian_tables
 from ncodec.models.audio import FRAME, HYPER, RATES_KBPS, SAMPLE_RATE, AudioTransforms, rate_to_level
-from ncodec.models.image_model import (
-    WEIGHTS_FORMAT,
-    WEIGHTS_VERSION,
-    ModelFileError,
-    factorized_tables,
-    weights_digest,
-)
+from ncodec.models.image_model import factorized_tables
 from ncodec.models.int_hyper import (
     OUT_FRAC_BITS,
     Z_LIMIT,
@@ -35,6 +27,14 @@ from ncodec.models.int_hyper import (
     quantize_hyper_synthesis,
     scale_thresholds,
     table_indexes,
+)
+from ncodec.models.weights_io import (
+    ModelFileError,
+    read_weights,
+    save_weights,
+    table_tensors,
+    tables_from,
+    weights_digest,
 )
 
 KIND = "audio-hyperprior"
@@ -103,28 +103,17 @@ class AudioModel(AudioTransforms):
     def tensors(self) -> dict[str, Tensor]:
         t = {f"float.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         t.update(self.h_s_int.state_tensors())
-        for name, ts in (("z_tables", self.z_tables), ("y_tables", self.y_tables)):
-            t[f"{name}.cdf"] = torch.from_numpy(ts.cdf)
-            t[f"{name}.sizes"] = torch.from_numpy(ts.sizes)
-            t[f"{name}.offsets"] = torch.from_numpy(ts.offsets)
+        t.update(table_tensors("z_tables", self.z_tables))
+        t.update(table_tensors("y_tables", self.y_tables))
         t["y_thresholds"] = self.y_thresholds
         return t
 
     def save(self, path: Path, card: dict | None = None) -> None:
         """Writes a safetensors weights file (no pickle), atomically."""
-        meta = {
-            "format": WEIGHTS_FORMAT,
-            "version": WEIGHTS_VERSION,
-            "kind": KIND,
-            "model_id": self.model_id,
-            "config": json.dumps(self.config),
-        }
+        meta = {"config": json.dumps(self.config)}
         if card:
             meta["card"] = json.dumps(card)
-        path = Path(path)
-        tmp = path.with_suffix(".tmp")
-        save_file(self.tensors(), str(tmp), metadata=meta)
-        tmp.replace(path)
+        save_weights(path, self.tensors(), KIND, self.model_id, meta)
 
     @classmethod
     def load(cls, path: Path) -> AudioModel:
@@ -134,16 +123,7 @@ class AudioModel(AudioTransforms):
             ModelFileError: not an ncodec audio weights file, or missing/ill-shaped tensors.
         """
         path = Path(path)
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-                t = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # safetensors raises several types for a damaged file
-            raise ModelFileError(f"{path}: not a readable safetensors weights file ({e})") from None
-        if meta.get("format") != WEIGHTS_FORMAT or meta.get("kind") != KIND:
-            raise ModelFileError(f"{path}: not an ncodec {KIND} weights file")
-        if meta.get("version") != WEIGHTS_VERSION:
-            raise ModelFileError(f"{path}: weights version {meta.get('version')}, expected {WEIGHTS_VERSION}")
+        meta, t = read_weights(path, KIND)
         try:
             config = json.loads(meta["config"])
             if config.get("sample_rate") != SAMPLE_RATE or config.get("frame") != FRAME:
@@ -154,8 +134,8 @@ class AudioModel(AudioTransforms):
             model.h_s_int = IntHyperSynthesis.from_state_tensors(t)
             if any(layer.weight.dim() != 3 for layer in model.h_s_int.layers):
                 raise ValueError("integer hyper-synthesis is not 1-D")
-            model.z_tables = _tables(t, "z_tables")
-            model.y_tables = _tables(t, "y_tables")
+            model.z_tables = tables_from(t, "z_tables")
+            model.y_tables = tables_from(t, "y_tables")
             model.y_thresholds = t["y_thresholds"].to(torch.int64)
             if model.y_thresholds.numel() != len(model.y_tables) - 1:
                 raise ValueError("thresholds do not match the Gaussian tables")
@@ -166,10 +146,6 @@ class AudioModel(AudioTransforms):
         model.eval()
         model.digest = weights_digest(t)
         return model
-
-
-def _tables(t: dict[str, Tensor], name: str) -> TableSet:
-    return TableSet(t[f"{name}.cdf"].numpy(), t[f"{name}.sizes"].numpy(), t[f"{name}.offsets"].numpy())
 
 
 @torch.no_grad()

@@ -9,14 +9,11 @@ symbols with their table indexes and back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ncodec.entropy.tables import TableSet, from_pmfs, gaussian_scale_table, gaussian_tables
@@ -29,16 +26,18 @@ from ncodec.models.int_hyper import (
     scale_thresholds,
     table_indexes,
 )
+from ncodec.models.weights_io import (
+    ModelFileError,
+    read_weights,
+    save_weights,
+    table_tensors,
+    tables_from,
+    weights_digest,
+)
 
-WEIGHTS_FORMAT = "ncodec-weights"
-WEIGHTS_VERSION = "1"
 KIND = "image-hyperprior"
 DOWNSAMPLE = 64  # total stride of g_a (16) times h_a (4): inputs are padded to this multiple
 Y_LIMIT = 1 << 20
-
-
-class ModelFileError(ValueError):
-    """A weights file is unknown, damaged or of another kind."""
 
 
 class ImageModel(nn.Module):
@@ -105,29 +104,17 @@ class ImageModel(nn.Module):
     def tensors(self) -> dict[str, Tensor]:
         t = {f"float.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         t.update(self.h_s_int.state_tensors())
-        for name, ts in (("z_tables", self.z_tables), ("y_tables", self.y_tables)):
-            t[f"{name}.cdf"] = torch.from_numpy(ts.cdf)
-            t[f"{name}.sizes"] = torch.from_numpy(ts.sizes)
-            t[f"{name}.offsets"] = torch.from_numpy(ts.offsets)
+        t.update(table_tensors("z_tables", self.z_tables))
+        t.update(table_tensors("y_tables", self.y_tables))
         t["y_thresholds"] = self.y_thresholds
         return t
 
     def save(self, path: Path, card: dict | None = None) -> None:
         """Writes a safetensors weights file (no pickle), atomically."""
-        t = self.tensors()
-        meta = {
-            "format": WEIGHTS_FORMAT,
-            "version": WEIGHTS_VERSION,
-            "kind": KIND,
-            "model_id": self.model_id,
-            "config": json.dumps(self.config),
-        }
+        meta = {"config": json.dumps(self.config)}
         if card:
             meta["card"] = json.dumps(card)
-        path = Path(path)
-        tmp = path.with_suffix(".tmp")
-        save_file(t, str(tmp), metadata=meta)
-        tmp.replace(path)
+        save_weights(path, self.tensors(), KIND, self.model_id, meta)
 
     @classmethod
     def load(cls, path: Path) -> ImageModel:
@@ -137,23 +124,14 @@ class ImageModel(nn.Module):
             ModelFileError: not an ncodec image weights file, or missing/ill-shaped tensors.
         """
         path = Path(path)
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-                t = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # safetensors raises several types for a damaged file
-            raise ModelFileError(f"{path}: not a readable safetensors weights file ({e})") from None
-        if meta.get("format") != WEIGHTS_FORMAT or meta.get("kind") != KIND:
-            raise ModelFileError(f"{path}: not an ncodec {KIND} weights file")
-        if meta.get("version") != WEIGHTS_VERSION:
-            raise ModelFileError(f"{path}: weights version {meta.get('version')}, expected {WEIGHTS_VERSION}")
+        meta, t = read_weights(path, KIND)
         try:
             model = cls(json.loads(meta["config"]), meta["model_id"])
             state = {k[6:]: v for k, v in t.items() if k.startswith("float.")}
             model.load_state_dict(state, strict=True)
             model.h_s_int = IntHyperSynthesis.from_state_tensors(t)
-            model.z_tables = _tables(t, "z_tables")
-            model.y_tables = _tables(t, "y_tables")
+            model.z_tables = tables_from(t, "z_tables")
+            model.y_tables = tables_from(t, "y_tables")
             model.y_thresholds = t["y_thresholds"].to(torch.int64)
             if model.y_thresholds.numel() != len(model.y_tables) - 1:
                 raise ValueError("thresholds do not match the Gaussian tables")
@@ -164,20 +142,6 @@ class ImageModel(nn.Module):
         model.eval()
         model.digest = weights_digest(t)
         return model
-
-
-def _tables(t: dict[str, Tensor], name: str) -> TableSet:
-    return TableSet(t[f"{name}.cdf"].numpy(), t[f"{name}.sizes"].numpy(), t[f"{name}.offsets"].numpy())
-
-
-def weights_digest(t: dict[str, Tensor]) -> bytes:
-    """SHA-256 over every tensor (name, dtype, shape, bytes) in name order: the model hash."""
-    h = hashlib.sha256()
-    for k in sorted(t):
-        v = t[k].contiguous()
-        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
-        h.update(v.view(torch.uint8).numpy().tobytes() if v.numel() else b"")
-    return h.digest()
 
 
 # ---- export ------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""Weights files: safetensors (never pickle) with a small metadata header, read as untrusted input.
+
+Every shipped model file carries ``format = ncodec-weights``, a ``version``, its ``kind`` (for example
+``image-hyperprior``), its ``model_id`` and a JSON ``config``. The model hash that streams carry is
+:func:`weights_digest` over all tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+WEIGHTS_FORMAT = "ncodec-weights"
+WEIGHTS_VERSION = "1"
+
+
+class ModelFileError(ValueError):
+    """A weights file is unknown, damaged or of another kind (CLI exit code 3)."""
+
+
+def weights_digest(t: dict[str, Tensor]) -> bytes:
+    """SHA-256 over every tensor (name, dtype, shape, bytes) in name order: the model hash."""
+    h = hashlib.sha256()
+    for k in sorted(t):
+        v = t[k].contiguous()
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.digest()
+
+
+def save_weights(
+    path: Path, tensors: dict[str, Tensor], kind: str, model_id: str, meta: dict[str, str]
+) -> None:
+    """Writes ``tensors`` and the metadata header to ``path`` atomically (temporary file, rename)."""
+    path = Path(path)
+    header = {
+        "format": WEIGHTS_FORMAT,
+        "version": WEIGHTS_VERSION,
+        "kind": kind,
+        "model_id": model_id,
+        **meta,
+    }
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=header)
+    tmp.replace(path)
+
+
+def read_weights(path: Path, kind: str) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """Reads a weights file of ``kind``; returns its metadata and tensors.
+
+    Raises:
+        ModelFileError: unreadable, not an ncodec weights file, another kind or another version.
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for a damaged file
+        raise ModelFileError(f"{path}: not a readable safetensors weights file ({e})") from None
+    if meta.get("format") != WEIGHTS_FORMAT or meta.get("kind") != kind:
+        raise ModelFileError(f"{path}: not an ncodec {kind} weights file")
+    if meta.get("version") != WEIGHTS_VERSION:
+        raise ModelFileError(f"{path}: weights version {meta.get('version')}, expected {WEIGHTS_VERSION}")
+    return meta, tensors
+
+
+def table_tensors(name: str, tables) -> dict[str, Tensor]:
+    """A :class:`~ncodec.entropy.TableSet` as ``{name}.cdf/.sizes/.offsets`` int32 tensors."""
+    return {
+        f"{name}.cdf": torch.from_numpy(tables.cdf),
+        f"{name}.sizes": torch.from_numpy(tables.sizes),
+        f"{name}.offsets": torch.from_numpy(tables.offsets),
+    }
+
+
+def tables_from(t: dict[str, Tensor], name: str):
+    """The :class:`~ncodec.entropy.TableSet` stored under ``name`` (validated; ``ValueError`` if bad)."""
+    from ncodec.entropy.tables import TableSet
+
+    return TableSet(t[f"{name}.cdf"].numpy(), t[f"{name}.sizes"].numpy(), t[f"{name}.offsets"].numpy())
