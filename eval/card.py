@@ -71,7 +71,8 @@ def image_card(results: Path, checkpoint: Path | None, model_id: str = "image-hp
         "## Model",
         f"- Mean-scale hyperprior (Minnen et al. 2018), N={meta.get('n', 128)}, M={meta.get('m', 192)}, GDN "
         "transforms; one weight file for the whole rate range through per-channel gain vectors of 8 trained "
-        "levels (CompressAI's MSE lambdas 0.0018-0.18), interpolated geometrically for `--quality 0..100`.",
+        "levels (CompressAI's MSE lambdas 0.0018-0.18), interpolated geometrically for `--quality 0..100`; "
+        "qualities below about 26 extrapolate the log-gains below the lowest trained level (to ~0.1 bpp).",
         "- Hyper-synthesis in exact integer arithmetic (14-bit weights, 18-bit activations, int64 "
         "requantisation); 64 Gaussian tables and per-channel factorized tables stored as 16-bit integer "
         "CDFs. Decoded symbols are bit-identical on any machine; pixels may differ by float rounding in the "

@@ -10,6 +10,7 @@ symbols with their table indexes and back.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,14 @@ from ncodec.models.weights_io import (
 )
 
 KIND = "image-hyperprior"
+QUALITY_MIN_LEVEL = -2.5
 DOWNSAMPLE = 64  # total stride of g_a (16) times h_a (4): inputs are padded to this multiple
 Y_LIMIT = 1 << 20
 
 
 class ImageModel(nn.Module):
-    """Inference model. ``quality`` is a float in ``[0, 100]`` mapped linearly onto the trained levels.
+    """Inference model. ``quality`` is a float in ``[0, 100]`` mapped linearly onto the rate levels
+    (see :meth:`level`).
 
     Shapes: images ``[1,3,H,W]`` in ``[0,1]`` with H, W multiples of 64; y ``[1,M,H/16,W/16]``;
     z ``[1,N,H/64,W/64]``.
@@ -66,9 +69,18 @@ class ImageModel(nn.Module):
     def levels(self) -> int:
         return int(self.log_gain.shape[0])
 
+    def level(self, quality: float) -> float:
+        """Rate level for ``quality`` in [0, 100]: linear from ``QUALITY_MIN_LEVEL`` (below the lowest
+        trained level, reached by extrapolating the log-gains, so the range starts near 0.1 bpp) up
+        to the highest trained level ``L - 1``."""
+        q = min(max(float(quality), 0.0), 100.0) / 100.0
+        lo = float(self.config.get("quality_min_level", QUALITY_MIN_LEVEL))
+        return lo + q * (self.levels - 1 - lo)
+
     def _gain(self, table: Tensor, quality: float) -> Tensor:
-        q = min(max(float(quality), 0.0), 100.0) / 100.0 * (self.levels - 1)
-        lo = min(int(q), self.levels - 2)
+        """Per-channel gain ``[1, M, 1, 1]`` at ``quality``: log-linear between (or beyond) levels."""
+        q = self.level(quality)
+        lo = min(max(math.floor(q), 0), self.levels - 2)
         t = q - lo
         return ((1 - t) * table[lo] + t * table[lo + 1]).exp()[None, :, None, None]
 
