@@ -29,10 +29,9 @@ from ncodec.models.int_hyper import (
     table_indexes,
 )
 from ncodec.models.weights_io import (
+    HyperpriorWeights,
     ModelFileError,
     read_weights,
-    save_weights,
-    table_tensors,
     tables_from,
     weights_digest,
 )
@@ -43,13 +42,15 @@ Y_LIMIT = 1 << 20
 __all__ = ["AudioModel", "ModelFileError", "export", "KIND", "SAMPLE_RATE", "FRAME", "HYPER", "Y_LIMIT"]
 
 
-class AudioModel(AudioTransforms):
+class AudioModel(HyperpriorWeights, AudioTransforms):
     """Inference model. The rate parameter is a nominal bitrate in kbit/s (mono, 16 kHz), mapped to a
     continuous level by :func:`ncodec.models.audio.rate_to_level` over ``config["rates"]``.
 
     Shapes: waveforms ``[B,1,T]`` at 16 kHz with T a multiple of ``FRAME`` (320); y ``[B,M,T/320]``;
     z ``[B,N,ceil(T/1280)]``.
     """
+
+    KIND = KIND
 
     def __init__(self, config: dict, model_id: str):
         super().__init__(config["c"], config["m"], config["n"], len(config["rates"]))
@@ -99,21 +100,6 @@ class AudioModel(AudioTransforms):
         return np.broadcast_to(np.arange(c, dtype=np.int32)[None, :, None], shape).reshape(-1)
 
     # ---- files -------------------------------------------------------------------------------
-
-    def tensors(self) -> dict[str, Tensor]:
-        t = {f"float.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        t.update(self.h_s_int.state_tensors())
-        t.update(table_tensors("z_tables", self.z_tables))
-        t.update(table_tensors("y_tables", self.y_tables))
-        t["y_thresholds"] = self.y_thresholds
-        return t
-
-    def save(self, path: Path, card: dict | None = None) -> None:
-        """Writes a safetensors weights file (no pickle), atomically."""
-        meta = {"config": json.dumps(self.config)}
-        if card:
-            meta["card"] = json.dumps(card)
-        save_weights(path, self.tensors(), KIND, self.model_id, meta)
 
     @classmethod
     def load(cls, path: Path) -> AudioModel:

@@ -28,10 +28,9 @@ from ncodec.models.int_hyper import (
     table_indexes,
 )
 from ncodec.models.weights_io import (
+    HyperpriorWeights,
     ModelFileError,
     read_weights,
-    save_weights,
-    table_tensors,
     tables_from,
     weights_digest,
 )
@@ -42,13 +41,15 @@ DOWNSAMPLE = 64  # total stride of g_a (16) times h_a (4): inputs are padded to 
 Y_LIMIT = 1 << 20
 
 
-class ImageModel(nn.Module):
+class ImageModel(HyperpriorWeights, nn.Module):
     """Inference model. ``quality`` is a float in ``[0, 100]`` mapped linearly onto the rate levels
     (see :meth:`level`).
 
     Shapes: images ``[1,3,H,W]`` in ``[0,1]`` with H, W multiples of 64; y ``[1,M,H/16,W/16]``;
     z ``[1,N,H/64,W/64]``.
     """
+
+    KIND = KIND
 
     def __init__(self, config: dict, model_id: str):
         super().__init__()
@@ -112,21 +113,6 @@ class ImageModel(nn.Module):
         return np.broadcast_to(np.arange(c, dtype=np.int32)[None, :, None, None], shape).reshape(-1)
 
     # ---- files -------------------------------------------------------------------------------
-
-    def tensors(self) -> dict[str, Tensor]:
-        t = {f"float.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        t.update(self.h_s_int.state_tensors())
-        t.update(table_tensors("z_tables", self.z_tables))
-        t.update(table_tensors("y_tables", self.y_tables))
-        t["y_thresholds"] = self.y_thresholds
-        return t
-
-    def save(self, path: Path, card: dict | None = None) -> None:
-        """Writes a safetensors weights file (no pickle), atomically."""
-        meta = {"config": json.dumps(self.config)}
-        if card:
-            meta["card"] = json.dumps(card)
-        save_weights(path, self.tensors(), KIND, self.model_id, meta)
 
     @classmethod
     def load(cls, path: Path) -> ImageModel:

@@ -84,3 +84,29 @@ def tables_from(t: dict[str, Tensor], name: str):
     from ncodec.entropy.tables import TableSet
 
     return TableSet(t[f"{name}.cdf"].numpy(), t[f"{name}.sizes"].numpy(), t[f"{name}.offsets"].numpy())
+
+
+class HyperpriorWeights:
+    """``tensors()`` and ``save()`` shared by the shipped hyperprior models (image and audio): float
+    state under ``float.*``, the integer hyper-synthesis, the z and y tables and the y thresholds.
+    Subclasses (also ``nn.Module``) set ``KIND`` and hold ``model_id``, ``config``, ``h_s_int``,
+    ``z_tables``, ``y_tables`` and ``y_thresholds``."""
+
+    KIND = ""
+
+    def tensors(self) -> dict[str, Tensor]:
+        t = {f"float.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        t.update(self.h_s_int.state_tensors())
+        t.update(table_tensors("z_tables", self.z_tables))
+        t.update(table_tensors("y_tables", self.y_tables))
+        t["y_thresholds"] = self.y_thresholds
+        return t
+
+    def save(self, path: Path, card: dict | None = None) -> None:
+        """Writes a safetensors weights file (no pickle), atomically."""
+        import json
+
+        meta = {"config": json.dumps(self.config)}
+        if card:
+            meta["card"] = json.dumps(card)
+        save_weights(path, self.tensors(), self.KIND, self.model_id, meta)
