@@ -263,7 +263,7 @@ def _search(
     lo, hi = 0, 10000
     best_lo, best_hi = stream_at(0.0), stream_at(100.0)
     if ok(best_hi):
-        return best_hi if prefer_high else best_hi
+        return best_hi
     if not ok(best_lo):
         return best_lo
     for _ in range(steps):

@@ -99,9 +99,8 @@ class TileAnalysis:
     def encode(self, quality: float, threads: int | None = None) -> bytes:
         """The tile payload at ``quality`` (0..100)."""
         m = self.model
-        with torch.no_grad():
-            ys = self.y * m._gain(m.log_gain, quality).to(self.y.device)
-            z_hat = torch.round(m.h_a(ys)).clamp(-(1 << 12), 1 << 12).to(torch.int64).cpu()
+        ys, z_hat = m.scale_latents(self.y, quality)
+        z_hat = z_hat.cpu()
         mu, idx = m.hyper(z_hat)
         sym = torch.round(ys.cpu().double() - mu).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int32)
         z_data = entropy.encode(

@@ -88,7 +88,13 @@ class ImageModel(HyperpriorWeights, nn.Module):
     @torch.no_grad()
     def analyze(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
         """Encoder side: returns scaled latents ``ys`` (float) and hyper-latents ``z_hat`` (int64)."""
-        ys = self.g_a(x) * self._gain(self.log_gain, quality)
+        return self.scale_latents(self.g_a(x), quality)
+
+    @torch.no_grad()
+    def scale_latents(self, y: Tensor, quality: float) -> tuple[Tensor, Tensor]:
+        """``g_a`` output ``y`` -> (``ys = y * gain(quality)``, ``z_hat = round(h_a(ys))`` int64, clamped
+        to ``+-Z_LIMIT``); split from :meth:`analyze` so rate control can reuse ``y``."""
+        ys = y * self._gain(self.log_gain, quality).to(y.device)
         z_hat = torch.round(self.h_a(ys)).clamp(-Z_LIMIT, Z_LIMIT).to(torch.int64)
         return ys, z_hat
 
