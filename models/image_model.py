@@ -107,11 +107,23 @@ class ImageModel(HyperpriorWeights, nn.Module):
         return mu_fx.to(torch.float64) / (1 << OUT_FRAC_BITS), idx
 
     @torch.no_grad()
-    def synthesize(self, ys_hat: Tensor, quality: float) -> Tensor:
-        """Decoder side: dequantised scaled latents -> image ``[1,3,H,W]`` clamped to ``[0,1]``."""
+    def synthesize(self, ys_hat: Tensor, quality: float, half: bool | None = None) -> Tensor:
+        """Decoder side: dequantised scaled latents -> image ``[1,3,H,W]`` clamped to ``[0,1]``.
+
+        ``half`` (default: on CUDA) runs ``g_s`` under float16 autocast; the symbols and tables are
+        already fixed, so this only moves pixels by rounding. A non-finite result (activations
+        beyond float16's range) is recomputed in float32.
+        """
         dev = next(self.g_s.parameters()).device
-        ys_hat = ys_hat.to(device=dev, dtype=torch.float32)
-        return self.g_s(ys_hat * self._gain(self.log_inv_gain, quality).to(dev)).clamp_(0, 1)
+        ys_hat = ys_hat.to(device=dev, dtype=torch.float32) * self._gain(self.log_inv_gain, quality).to(dev)
+        if half is None:
+            half = dev.type == "cuda"
+        if half and dev.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                x = self.g_s(ys_hat).float()
+            if torch.isfinite(x).all():
+                return x.clamp_(0, 1)
+        return self.g_s(ys_hat).clamp_(0, 1)
 
     def z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
         """Factorized-table index of every hyper-latent: its channel. int32, flattened NCHW."""

@@ -30,6 +30,23 @@ def list_images(root: Path) -> list[Path]:
     return files
 
 
+def compact_copy(src: Path, dst: Path, scale: float = 0.8, quality: int = 90, min_side: int = 256) -> int:
+    """Writes every training image under ``src`` to ``dst`` resized by ``scale`` (Lanczos, never
+    below ``min_side``) as JPEG ``quality`` 4:4:4: a copy small enough (about 28 MB for the shared
+    600 images) to travel with a GPU run. Returns the bytes written."""
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for f in list_images(Path(src)):
+        im = Image.open(f).convert("RGB")
+        w, h = im.size
+        size = (max(min_side, round(w * scale)), max(min_side, round(h * scale)))
+        out = dst / f"{f.parent.name}_{f.stem}.jpg"
+        im.resize(size, Image.LANCZOS).save(out, quality=quality, subsampling=0)
+        total += out.stat().st_size
+    return total
+
+
 class CropSampler:
     """Random ``crop x crop`` patches from images held in memory as uint8 ``[H, W, 3]`` arrays.
 
@@ -62,6 +79,35 @@ class CropSampler:
                 c = c[:, ::-1]
             out[i] = c
         return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class _CropStream(torch.utils.data.IterableDataset):
+    """Endless batches from a :class:`CropSampler`, one differently seeded sampler per worker."""
+
+    def __init__(self, sampler: CropSampler, batch: int, seed: int):
+        self.sampler, self.size, self.seed = sampler, batch, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        self.sampler.rng = random.Random(self.seed * 1000 + (info.id if info else 0))
+        while True:
+            yield self.sampler.batch(self.size)
+
+
+def crop_batches(sampler: CropSampler, batch: int, workers: int, seed: int):
+    """Iterator of ``[batch,3,crop,crop]`` tensors; ``workers`` > 0 crops in background processes."""
+    if workers <= 0:
+        while True:
+            yield sampler.batch(batch)
+    loader = torch.utils.data.DataLoader(
+        _CropStream(sampler, batch, seed),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=True,
+        prefetch_factor=4,
+        persistent_workers=True,
+    )
+    yield from loader
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict) -> None:
@@ -100,6 +146,45 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     return meta
 
 
+def split_checkpoint(ckpt: Path, out_dir: Path, max_bytes: int = 15 << 20) -> list[Path]:
+    """Writes the model part of a checkpoint (no optimiser moments) as safetensors shards of at
+    most about ``max_bytes`` each, for transports with a per-file size limit."""
+    from safetensors import safe_open
+
+    with safe_open(str(ckpt), "pt") as f:
+        meta = f.metadata()["meta"]
+    tensors = {k: v for k, v in load_file(str(ckpt)).items() if k.startswith("model.")}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for k, v in tensors.items():
+        nbytes = v.numel() * v.element_size()
+        if shards[-1] and size + nbytes > max_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][k] = v
+        size += nbytes
+    out = []
+    for i, part in enumerate(shards):
+        path = Path(out_dir) / f"model-{i:02d}-of-{len(shards):02d}.safetensors"
+        save_file(part, str(path), metadata={"meta": meta})
+        out.append(path)
+    return out
+
+
+def merge_checkpoint(parts: list[Path], out: Path) -> Path:
+    """Joins :func:`split_checkpoint` shards into one checkpoint (model only; Adam restarts)."""
+    from safetensors import safe_open
+
+    tensors: dict[str, torch.Tensor] = {}
+    for part in parts:
+        tensors.update(load_file(str(part)))
+    with safe_open(str(parts[0]), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+    meta.pop("opt_step", None)
+    save_file(tensors, str(out), metadata={"meta": json.dumps(meta)})
+    return Path(out)
+
+
 def train(
     data: Path,
     out_dir: Path,
@@ -112,12 +197,18 @@ def train(
     m: int = 192,
     device: str = "cpu",
     seconds: float | None = None,
+    budget: float | None = None,
+    workers: int = 0,
     log_every: int = 50,
     ckpt_every: int = 200,
     seed: int = 0,
 ) -> Path:
-    """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time; returns the
-    checkpoint path (``out_dir/checkpoint.safetensors``)."""
+    """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time in this run;
+    returns the checkpoint path (``out_dir/checkpoint.safetensors``).
+
+    ``budget`` is the planned total wall time in seconds across every resumed run: the learning
+    rate decays over its last 20 % and training stops when it is spent (for chunked GPU runs).
+    """
     from ncodec.models.image import ImageHyperprior, rd_loss
 
     out_dir = Path(out_dir)
@@ -138,20 +229,34 @@ def train(
         meta = load_checkpoint(ckpt, model, opt)
         print(f"resumed at step {meta['step']}", flush=True)
     sampler = CropSampler(list_images(data), crop, seed=seed + meta["step"])
+    batches = crop_batches(sampler, batch, workers, seed + meta["step"])
     meta["data"] = str(data)
-    meta["hardware"] = f"{platform.machine()} {device} {torch.get_num_threads()} threads"
+    gpu = f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else ""
+    meta["hardware"] = f"{platform.machine()} {device}{gpu} {torch.get_num_threads()} threads"
     t0 = time.time()
+    spent0 = float(meta.get("seconds", 0.0))
     acc: dict[str, float] = {}
-    while meta["step"] < steps and (seconds is None or time.time() - t0 < seconds):
+
+    def running() -> bool:
+        now = time.time() - t0
+        return (
+            meta["step"] < steps
+            and (seconds is None or now < seconds)
+            and (budget is None or spent0 + now < budget)
+        )
+
+    while running():
         step = meta["step"]
         # Cosine decay over the last 20% of the planned steps (or of the wall-time budget).
         frac = step / max(steps, 1)
-        if seconds:
+        if budget:
+            frac = max(frac, (spent0 + time.time() - t0) / budget)
+        elif seconds:
             frac = max(frac, (time.time() - t0) / seconds)
         cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
         for g in opt.param_groups:
             g["lr"] = cur_lr
-        x = sampler.batch(batch).to(device)
+        x = next(batches).to(device, non_blocking=True)
         q = torch.rand(batch, device=device) * (model.levels - 1)
         out = model(x, q)
         losses = rd_loss(model, out, x, q)
@@ -199,15 +304,30 @@ def add_train_args(p) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/image"), help="checkpoint folder")
     p.add_argument("--steps", type=int, default=100000)
     p.add_argument("--seconds", type=float, default=None, help="stop after this much wall time")
+    p.add_argument(
+        "--budget", type=float, default=None, help="planned total seconds across resumed runs (LR decay)"
+    )
+    p.add_argument("--workers", type=int, default=0, help="background cropping processes")
+    p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument(
+        "--compact-to",
+        type=Path,
+        default=None,
+        help="only write a compact copy of --data here (0.8x, JPEG q90)",
+    )
     p.add_argument("--n", type=int, default=128)
     p.add_argument("--m", type=int, default=192)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_train(args) -> int:
+    if args.compact_to is not None:
+        size = compact_copy(args.data, args.compact_to)
+        print(f"{args.compact_to}: {size / 2**20:.1f} MiB")
+        return 0
     ckpt = train(
         args.data,
         args.out,
@@ -219,6 +339,9 @@ def run_train(args) -> int:
         m=args.m,
         device=args.device,
         seconds=args.seconds,
+        budget=args.budget,
+        workers=args.workers,
+        ckpt_every=args.ckpt_every,
     )
     print(f"checkpoint: {ckpt}")
     return 0

@@ -107,12 +107,14 @@ def train(
     n: int = 32,
     device: str = "cpu",
     seconds: float | None = None,
+    init: Path | None = None,
     log_every: int = 25,
     ckpt_every: int = 100,
     seed: int = 0,
 ) -> Path:
     """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time; returns the
-    checkpoint path (``out_dir/checkpoint.safetensors``)."""
+    checkpoint path (``out_dir/checkpoint.safetensors``). ``init``: a shipped weights file whose float
+    transforms and gains start a new run (the hyper-synthesis and hyper-prior are learned afresh)."""
     from ncodec.models.audio import AudioHyperprior, rd_loss
 
     out_dir = Path(out_dir)
@@ -130,6 +132,9 @@ def train(
     if ckpt.exists():
         meta = load_checkpoint(ckpt, model, opt)
         print(f"resumed at step {meta['step']}", flush=True)
+    elif init is not None:
+        meta["init"] = str(init)
+        print(f"warm start from {init}: {warm_start(model, Path(init))} tensors", flush=True)
     signals = load_corpus(list_audio(data), out_dir / "corpus16k.npz")
     sampler = SegmentSampler(signals, seed=seed + meta["step"])
     meta["data"] = str(data)
@@ -189,6 +194,23 @@ def train(
     return ckpt
 
 
+def warm_start(model, weights: Path) -> int:
+    """Copies the float tensors (``float.*``) of a shipped audio weights file and its rate
+    multipliers into a training model; returns how many tensors were copied."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    own = model.state_dict()
+    src = {k[6:]: v for k, v in load_file(str(weights)).items() if k.startswith("float.")}
+    take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    with safe_open(str(weights), "pt") as f:
+        config = json.loads((f.metadata() or {}).get("config", "{}"))
+    if len(config.get("mu", [])) == model.levels:
+        model.log_mu.copy_(torch.tensor(config["mu"], dtype=torch.float64).log())
+    return len(take)
+
+
 def add_train_args(p) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with speech/train and music/train")
     p.add_argument("--out", type=Path, default=Path("runs/audio"), help="checkpoint folder")
@@ -200,6 +222,7 @@ def add_train_args(p) -> None:
     p.add_argument("--m", type=int, default=160, help="latent channels")
     p.add_argument("--n", type=int, default=32, help="hyper-latent channels")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--init", type=Path, default=None, help="start from a shipped weights file's transforms")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -217,6 +240,7 @@ def run_train(args) -> int:
         n=args.n,
         device=args.device,
         seconds=args.seconds,
+        init=args.init,
     )
     print(f"checkpoint: {ckpt}")
     return 0
