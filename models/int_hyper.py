@@ -129,6 +129,37 @@ class IntHyperSynthesis:
         return cls(layers)
 
 
+def dequantize_into(int_hs: IntHyperSynthesis, h_s: nn.Module) -> None:
+    """Loads the real-valued twin of an integer hyper-synthesis into a float ``h_s`` of the same
+    structure (to resume training from a shipped weights file).
+
+    ReLU is positively homogeneous, so the real value of one intermediate integer unit is free; it is
+    set to ``2**(3 - ACT_BITS)`` (activations up to about 8, a range a float network trains well in),
+    which with ``M = mult / 2**shift`` gives, for the first, middle and last layers,
+    ``(w, b) = (w_int*M*u, b_int*M*u)``, ``(w_int*M, b_int*M*u)``, ``(w_int*M*2**-OUT_FRAC_BITS/u,
+    b_int*M*2**-OUT_FRAC_BITS)``: the integer network's function, without its rounding.
+    """
+    convs = [
+        m
+        for m in h_s.modules()
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Conv1d | nn.ConvTranspose1d)
+    ]
+    if len(convs) != len(int_hs.layers):
+        raise ValueError(f"h_s has {len(convs)} convolutions, the integer twin {len(int_hs.layers)}")
+    unit = 2.0 ** (3 - ACT_BITS)
+    for i, (m, L) in enumerate(zip(convs, int_hs.layers)):
+        if tuple(m.weight.shape) != tuple(L.weight.shape):
+            raise ValueError(f"h_s layer {i}: shape {tuple(m.weight.shape)} != {tuple(L.weight.shape)}")
+        ratio = L.mult.double() / torch.exp2(L.shift.double())
+        in_unit = 1.0 if i == 0 else unit
+        out_unit = 2.0**-OUT_FRAC_BITS if i == len(convs) - 1 else unit
+        shape = [1, -1] if L.transposed else [-1, 1]
+        shape += [1] * (L.weight.dim() - 2)
+        with torch.no_grad():
+            m.weight.copy_((L.weight * (ratio * out_unit / in_unit).view(shape)).to(m.weight.dtype))
+            m.bias.copy_((L.bias.double() * ratio * out_unit).to(m.bias.dtype))
+
+
 def _requant(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer ``mult / 2**shift`` approximations of positive ratios, ``mult`` in ``[2**14, 2**15)``."""
     e = np.floor(np.log2(ratio)).astype(np.int64)

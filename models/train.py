@@ -146,6 +146,36 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     return meta
 
 
+def warm_start(model: torch.nn.Module, weights: Path) -> int:
+    """Starts a training model from a shipped weights file: the float transforms and gains as
+    stored (GDN parameters through CompressAI's re-parametrisation), the hyper-synthesis from its
+    integer twin (:func:`~ncodec.models.int_hyper.dequantize_into`); the factorized prior of z is
+    learned afresh. Returns how many tensors were set."""
+    from ncodec.models.int_hyper import IntHyperSynthesis, dequantize_into
+
+    stored = load_file(str(weights))
+    own = model.state_dict()  # shares storage with the parameters
+    modules = dict(model.named_modules())
+    n = 0
+    with torch.no_grad():
+        for key, value in stored.items():
+            if not key.startswith("float."):
+                continue
+            key = key[len("float.") :]
+            parent, _, attr = key.rpartition(".")
+            mod = modules.get(parent)
+            if attr in ("beta", "gamma") and hasattr(mod, f"{attr}_reparam"):
+                param = getattr(mod, attr)
+                param.copy_(getattr(mod, f"{attr}_reparam").init(value.reshape(param.shape)))
+            elif key in own and own[key].shape == value.shape:
+                own[key].copy_(value)
+            else:
+                continue
+            n += 1
+    dequantize_into(IntHyperSynthesis.from_state_tensors(stored), model.h_s)
+    return n + len(IntHyperSynthesis.from_state_tensors(stored).layers)
+
+
 def split_checkpoint(ckpt: Path, out_dir: Path, max_bytes: int = 15 << 20) -> list[Path]:
     """Writes the model part of a checkpoint (no optimiser moments) as safetensors shards of at
     most about ``max_bytes`` each, for transports with a per-file size limit."""
@@ -199,6 +229,8 @@ def train(
     seconds: float | None = None,
     budget: float | None = None,
     workers: int = 0,
+    init: Path | None = None,
+    warmup: int = 600,
     log_every: int = 50,
     ckpt_every: int = 200,
     seed: int = 0,
@@ -208,6 +240,9 @@ def train(
 
     ``budget`` is the planned total wall time in seconds across every resumed run: the learning
     rate decays over its last 20 % and training stops when it is spent (for chunked GPU runs).
+    ``init``: a shipped weights file that starts a new run (see :func:`warm_start`); its first
+    ``warmup`` steps train only the hyper-latent prior (learned afresh), then the learning rate of
+    the rest ramps up over 500 steps (fresh Adam moments on trained weights).
     """
     from ncodec.models.image import ImageHyperprior, rd_loss
 
@@ -228,6 +263,15 @@ def train(
     if ckpt.exists():
         meta = load_checkpoint(ckpt, model, opt)
         print(f"resumed at step {meta['step']}", flush=True)
+    elif init is not None:
+        meta["init"] = str(init)
+        print(f"warm start from {init}: {warm_start(model, Path(init))} tensors", flush=True)
+        meta["warmup_until"] = warmup
+    main_set = set(main_params)
+    prior_params = [
+        p for k, p in model.named_parameters() if k.startswith("entropy_bottleneck.") and p in main_set
+    ]
+    prior_opt = torch.optim.Adam(prior_params, lr=1e-3)
     sampler = CropSampler(list_images(data), crop, seed=seed + meta["step"])
     batches = crop_batches(sampler, batch, workers, seed + meta["step"])
     meta["data"] = str(data)
@@ -254,6 +298,8 @@ def train(
         elif seconds:
             frac = max(frac, (time.time() - t0) / seconds)
         cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
+        if "warmup_until" in meta:
+            cur_lr *= min(1.0, max(0.0, (step - meta["warmup_until"] + 1) / 500))
         for g in opt.param_groups:
             g["lr"] = cur_lr
         x = next(batches).to(device, non_blocking=True)
@@ -261,9 +307,10 @@ def train(
         out = model(x, q)
         losses = rd_loss(model, out, x, q)
         opt.zero_grad(set_to_none=True)
+        prior_opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
+        (prior_opt if step < meta.get("warmup_until", 0) else opt).step()
         aux = model.aux_loss()
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
@@ -309,6 +356,7 @@ def add_train_args(p) -> None:
     )
     p.add_argument("--workers", type=int, default=0, help="background cropping processes")
     p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--init", type=Path, default=None, help="start a new run from a shipped weights file")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -342,6 +390,7 @@ def run_train(args) -> int:
         budget=args.budget,
         workers=args.workers,
         ckpt_every=args.ckpt_every,
+        init=args.init,
     )
     print(f"checkpoint: {ckpt}")
     return 0

@@ -108,13 +108,16 @@ def train(
     device: str = "cpu",
     seconds: float | None = None,
     init: Path | None = None,
+    warmup: int = 600,
     log_every: int = 25,
     ckpt_every: int = 100,
     seed: int = 0,
 ) -> Path:
     """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time; returns the
     checkpoint path (``out_dir/checkpoint.safetensors``). ``init``: a shipped weights file whose float
-    transforms and gains start a new run (the hyper-synthesis and hyper-prior are learned afresh)."""
+    transforms, gains and hyper-synthesis start a new run (see :func:`warm_start`); its first
+    ``warmup`` steps train only the hyper-latent prior (learned afresh) with the rest frozen, so its
+    initially poor rate estimate does not disturb the transforms or the rate multipliers."""
     from ncodec.models.audio import AudioHyperprior, rd_loss
 
     out_dir = Path(out_dir)
@@ -135,6 +138,13 @@ def train(
     elif init is not None:
         meta["init"] = str(init)
         print(f"warm start from {init}: {warm_start(model, Path(init))} tensors", flush=True)
+        meta["warmup_until"] = warmup
+    prior_params = [
+        p
+        for k, p in model.named_parameters()
+        if k.startswith("entropy_bottleneck.") and p in set(main_params)
+    ]
+    prior_opt = torch.optim.Adam(prior_params, lr=1e-3)
     signals = load_corpus(list_audio(data), out_dir / "corpus16k.npz")
     sampler = SegmentSampler(signals, seed=seed + meta["step"])
     meta["data"] = str(data)
@@ -146,6 +156,8 @@ def train(
         step = meta["step"]
         frac = step / max(steps, 1)
         cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
+        if "warmup_until" in meta:  # fresh Adam moments on trained weights: ramp up over 500 steps
+            cur_lr *= min(1.0, max(0.0, (step - meta["warmup_until"] + 1) / 500))
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
         x = sampler.batch(batch).to(device)
@@ -153,10 +165,13 @@ def train(
         q = ((torch.arange(batch, device=device) + torch.rand(batch, device=device)) / batch) * (levels - 1)
         out = model(x, q)
         losses = rd_loss(model, out, x, q)
+        warming = step < meta.get("warmup_until", 0)
+        run_opt = prior_opt if warming else opt
         opt.zero_grad(set_to_none=True)
+        prior_opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
+        run_opt.step()
         aux = model.aux_loss()
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
@@ -169,7 +184,8 @@ def train(
             delta = torch.zeros(levels, dtype=torch.float64, device=device)
             delta.index_add_(0, lo, (1 - t) * err)
             delta.index_add_(0, lo + 1, t * err)
-            model.log_mu.add_(0.05 * delta).clamp_(math.log(1e-4), math.log(10.0))
+            if not warming:
+                model.log_mu.add_(0.05 * delta).clamp_(math.log(1e-4), math.log(10.0))
         for k in ("loss", "dist", "mel"):
             acc[k] = acc.get(k, 0.0) + float(losses[k].detach())
         acc["kbps"] = acc.get("kbps", 0.0) + float(losses["kbps"].detach().mean())
@@ -195,20 +211,18 @@ def train(
 
 
 def warm_start(model, weights: Path) -> int:
-    """Copies the float tensors (``float.*``) of a shipped audio weights file and its rate
-    multipliers into a training model; returns how many tensors were copied."""
+    """:func:`ncodec.models.train.warm_start` (float transforms and gains, hyper-synthesis from its
+    integer twin) plus the shipped per-level rate multipliers; returns how many tensors were set."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
-    own = model.state_dict()
-    src = {k[6:]: v for k, v in load_file(str(weights)).items() if k.startswith("float.")}
-    take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(take, strict=False)
+    from ncodec.models.train import warm_start as warm_start_floats
+
+    n = warm_start_floats(model, weights)
     with safe_open(str(weights), "pt") as f:
         config = json.loads((f.metadata() or {}).get("config", "{}"))
     if len(config.get("mu", [])) == model.levels:
         model.log_mu.copy_(torch.tensor(config["mu"], dtype=torch.float64).log())
-    return len(take)
+    return n
 
 
 def add_train_args(p) -> None:

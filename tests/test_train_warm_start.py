@@ -1,0 +1,53 @@
+"""Training resumes from shipped weights: the float parts are copied and the integer
+hyper-synthesis turns back into an equivalent float network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ncodec.models.int_hyper import OUT_FRAC_BITS
+from ncodec.models.registry import load_model
+from ncodec.models.train import warm_start
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights"
+
+
+def test_image_warm_start_reproduces_the_shipped_model():
+    from ncodec.models.image import ImageHyperprior
+
+    shipped = load_model("image-hp-v1")
+    model = ImageHyperprior(shipped.config["n"], shipped.config["m"])
+    assert warm_start(model, WEIGHTS / "image-hp-v1.safetensors") > 30
+    x = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(model.g_a(x), shipped.g_a(x), atol=1e-5)
+        y = torch.randn(1, shipped.config["m"], 8, 12, generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(model.g_s(y), shipped.g_s(y), atol=1e-5)
+        _, z = shipped.analyze(x, 50.0)
+        mu_fx, sigma_fx = shipped.h_s_int(z)
+        mu, sigma = model.h_s(z.float()).double().chunk(2, dim=1)
+    # the integer network rounds each layer; its float twin does not
+    unit = 2.0**-OUT_FRAC_BITS
+    assert (mu - mu_fx * unit).abs().max() < 8 * unit
+    assert (sigma - sigma_fx * unit).abs().max() < 8 * unit
+
+
+def test_audio_warm_start_reproduces_the_shipped_model():
+    from ncodec.models.audio import AudioHyperprior
+    from ncodec.models.train_audio import warm_start as audio_warm_start
+
+    shipped = load_model("audio-hp-v1")
+    c = shipped.config
+    model = AudioHyperprior(c["c"], c["m"], c["n"])
+    assert audio_warm_start(model, WEIGHTS / "audio-hp-v1.safetensors") > 10
+    assert torch.allclose(model.log_mu.exp(), torch.tensor(c["mu"], dtype=torch.float64))
+    z = torch.randint(-4, 5, (1, c["n"], 6), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        mu_fx, sigma_fx = shipped.h_s_int(z)
+        out = model.h_s(z.float()).double()[..., : mu_fx.shape[-1]]
+    mu, sigma = out.chunk(2, dim=1)
+    unit = 2.0**-OUT_FRAC_BITS
+    assert (mu - mu_fx * unit).abs().max() < 8 * unit
+    assert (sigma - sigma_fx * unit).abs().max() < 8 * unit
