@@ -94,7 +94,7 @@ class TileAnalysis:
     def __init__(self, model: ImageModel, rgb: np.ndarray, device: str):
         self.model = model
         with torch.no_grad():
-            self.y = model.g_a(_to_tensor(rgb, device))
+            self.y = model.analysis(_to_tensor(rgb, device))
 
     def encode(self, quality: float, threads: int | None = None) -> bytes:
         """The tile payload at ``quality`` (0..100)."""

