@@ -97,7 +97,7 @@ def encode(
 
     Args:
         obj: a ``PIL.Image.Image``, or a uint8 numpy array ``[H, W]`` / ``[H, W, 3|4]``.
-            (Audio, as ``(samples [C, T] float32, sample_rate)``, is not available yet.)
+            Audio: a ``(samples float32 [C, T], sample_rate)`` tuple.
         quality: 0..100, higher is better (default 50). At most one of quality / target_bpp /
             target_psnr may be given.
         target_bpp: search the quality whose stream is closest to, without exceeding, this
