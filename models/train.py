@@ -146,6 +146,16 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     return meta
 
 
+def scheduled_lr(lr: float, frac: float, step: int, warmup_until: int | None = None) -> float:
+    """Learning rate at ``frac`` (0..1) of the planned run: constant, then a cosine decay to 10 %
+    over the last 20 %; after a warm start (``warmup_until``: the step where the prior-only phase
+    ends), a linear ramp over 500 steps, since fresh Adam moments meet trained weights."""
+    cur = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
+    if warmup_until is not None:
+        cur *= min(1.0, max(0.0, (step - warmup_until + 1) / 500))
+    return cur
+
+
 def warm_start(model: torch.nn.Module, weights: Path) -> int:
     """Starts a training model from a shipped weights file: the float transforms and gains as
     stored (GDN parameters through CompressAI's re-parametrisation), the hyper-synthesis from its
@@ -297,9 +307,7 @@ def train(
             frac = max(frac, (spent0 + time.time() - t0) / budget)
         elif seconds:
             frac = max(frac, (time.time() - t0) / seconds)
-        cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
-        if "warmup_until" in meta:
-            cur_lr *= min(1.0, max(0.0, (step - meta["warmup_until"] + 1) / 500))
+        cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
         for g in opt.param_groups:
             g["lr"] = cur_lr
         x = next(batches).to(device, non_blocking=True)

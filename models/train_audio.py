@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ncodec.models.train import load_checkpoint, save_checkpoint
+from ncodec.models.train import load_checkpoint, save_checkpoint, scheduled_lr
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"}
 SEGMENT = 20480  # 1.28 s at 16 kHz, a multiple of FRAME * HYPER
@@ -155,9 +155,7 @@ def train(
     while meta["step"] < steps and (seconds is None or time.time() - t0 < seconds):
         step = meta["step"]
         frac = step / max(steps, 1)
-        cur_lr = lr if frac < 0.8 else lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2)))
-        if "warmup_until" in meta:  # fresh Adam moments on trained weights: ramp up over 500 steps
-            cur_lr *= min(1.0, max(0.0, (step - meta["warmup_until"] + 1) / 500))
+        cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
         x = sampler.batch(batch).to(device)
