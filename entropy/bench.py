@@ -64,11 +64,11 @@ class _Coder:
     rounds: int | None = None  # None: every round
 
 
-def _setup_ncodec(lat, tables, threads: int | None, backend: str) -> _Coder:
+def _setup_ncodec(lat, tables, threads: int | None, backend: str, lanes: int = 0) -> _Coder:
     sym, idx = lat["symbols"], lat["indexes"]
     return _Coder(
         n=sym.size,
-        enc=lambda: coder.encode(sym, idx, tables, threads=threads, backend=backend),
+        enc=lambda: coder.encode(sym, idx, tables, threads=threads, backend=backend, lanes=lanes),
         dec=lambda data: coder.decode(data, idx, tables, threads=threads, backend=backend),
         check=lambda out: np.array_equal(out, sym),
         size=len,
@@ -76,12 +76,12 @@ def _setup_ncodec(lat, tables, threads: int | None, backend: str) -> _Coder:
     )
 
 
-def _setup_cuda(lat, tables) -> _Coder:
+def _setup_cuda(lat, tables, lanes: int = 0) -> _Coder:
     import torch
 
     sym = torch.from_numpy(lat["symbols"]).cuda()
     idx = torch.from_numpy(lat["indexes"]).cuda()
-    cpu_bytes = coder.encode(lat["symbols"], lat["indexes"], tables, backend="cpp")
+    cpu_bytes = coder.encode(lat["symbols"], lat["indexes"], tables, backend="cpp", lanes=lanes)
 
     def dec(data):
         out = coder.decode(data, idx, tables, backend="cuda")
@@ -89,13 +89,13 @@ def _setup_cuda(lat, tables) -> _Coder:
         return out
 
     def check(out) -> bool:
-        if coder.encode(sym, idx, tables, backend="cuda") != cpu_bytes:
+        if coder.encode(sym, idx, tables, backend="cuda", lanes=lanes) != cpu_bytes:
             raise AssertionError("CUDA bytes differ from the C++ coder's")
         return bool(torch.equal(out, sym))
 
     return _Coder(
         n=sym.numel(),
-        enc=lambda: coder.encode(sym, idx, tables, backend="cuda"),
+        enc=lambda: coder.encode(sym, idx, tables, backend="cuda", lanes=lanes),
         dec=dec,
         check=check,
         size=len,
@@ -269,6 +269,7 @@ def run_entropy_bench(
     seed: int = 0,
     print_results: bool = True,
     only: list[str] | None = None,
+    lanes: int = 0,
 ) -> dict[str, Any]:
     """Benchmarks every available coder on the same synthetic latents.
 
@@ -281,6 +282,8 @@ def run_entropy_bench(
         seed: random seed of the latents.
         print_results: print the results (table or JSON).
         only: run just these coders (names as in the result), e.g. the fast ones on 10**8 symbols.
+        lanes: lanes per segment of ncodec's coders (0: the format's auto policy); more lanes give
+            the GPU decoder more threads at a small size cost.
 
     Returns:
         ``{"coders": {name: {"encode_msym_s", "decode_msym_s", "bits_per_symbol", ...}},
@@ -294,10 +297,10 @@ def run_entropy_bench(
     errors: dict[str, str] = {}
     setups: dict[str, Callable[[], _Coder]] = {"ncodec_ref_subset": lambda: _setup_ref(lat, tables)}
     if "cpp" in coder.available_backends():
-        setups["ncodec_cpp_1t"] = lambda: _setup_ncodec(lat, tables, 1, "cpp")
-        setups["ncodec_cpp_mt"] = lambda: _setup_ncodec(lat, tables, threads, "cpp")
+        setups["ncodec_cpp_1t"] = lambda: _setup_ncodec(lat, tables, 1, "cpp", lanes)
+        setups["ncodec_cpp_mt"] = lambda: _setup_ncodec(lat, tables, threads, "cpp", lanes)
     if coder.cuda_available():
-        setups["ncodec_cuda"] = lambda: _setup_cuda(lat, tables)
+        setups["ncodec_cuda"] = lambda: _setup_cuda(lat, tables, lanes)
     setups["constriction_ans_gaussian"] = lambda: _setup_constriction_gaussian(lat, queue=False)
     setups["constriction_range_gaussian"] = lambda: _setup_constriction_gaussian(lat, queue=True)
     setups["constriction_ans_categorical"] = lambda: _setup_constriction_categorical(lat, tables)
@@ -382,9 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--symbols", type=int, default=None, help="number of symbols")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--only", default=None, help="comma-separated coder names to run (default: all)")
+    p.add_argument("--lanes", type=int, default=0, help="lanes per segment for ncodec (0: auto)")
     a = p.parse_args(argv)
     only = a.only.split(",") if a.only else None
-    run_entropy_bench(a.symbols, a.threads, a.repeat, a.json, large=a.large, only=only)
+    run_entropy_bench(a.symbols, a.threads, a.repeat, a.json, large=a.large, only=only, lanes=a.lanes)
     return 0
 
 
