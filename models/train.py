@@ -156,14 +156,19 @@ def scheduled_lr(lr: float, frac: float, step: int, warmup_until: int | None = N
     return cur
 
 
-def warm_start(model: torch.nn.Module, weights: Path) -> int:
+def warm_start(model: torch.nn.Module, weights: Path, kind: str = "image-hyperprior") -> int:
     """Starts a training model from a shipped weights file: the float transforms and gains as
     stored (GDN parameters through CompressAI's re-parametrisation), the hyper-synthesis from its
     integer twin (:func:`~ncodec.models.int_hyper.dequantize_into`); the factorized prior of z is
-    learned afresh. Returns how many tensors were set."""
-    from ncodec.models.int_hyper import IntHyperSynthesis, dequantize_into
+    learned afresh. Returns how many tensors were set.
 
-    stored = load_file(str(weights))
+    Raises:
+        ModelFileError: not a weights file of ``kind``, or one whose shapes do not fit ``model``.
+    """
+    from ncodec.models.int_hyper import IntHyperSynthesis, dequantize_into
+    from ncodec.models.weights_io import ModelFileError, read_weights
+
+    _, stored = read_weights(Path(weights), kind)
     own = model.state_dict()  # shares storage with the parameters
     modules = dict(model.named_modules())
     n = 0
@@ -182,8 +187,12 @@ def warm_start(model: torch.nn.Module, weights: Path) -> int:
             else:
                 continue
             n += 1
-    dequantize_into(IntHyperSynthesis.from_state_tensors(stored), model.h_s)
-    return n + len(IntHyperSynthesis.from_state_tensors(stored).layers)
+    try:
+        int_hs = IntHyperSynthesis.from_state_tensors(stored)
+        dequantize_into(int_hs, model.h_s)
+    except ValueError as e:
+        raise ModelFileError(f"{weights}: does not fit this model ({e})") from None
+    return n + len(int_hs.layers)
 
 
 def split_checkpoint(ckpt: Path, out_dir: Path, max_bytes: int = 15 << 20) -> list[Path]:

@@ -215,7 +215,7 @@ def warm_start(model, weights: Path) -> int:
 
     from ncodec.models.train import warm_start as warm_start_floats
 
-    n = warm_start_floats(model, weights)
+    n = warm_start_floats(model, weights, kind="audio-hyperprior")
     with safe_open(str(weights), "pt") as f:
         config = json.loads((f.metadata() or {}).get("config", "{}"))
     if len(config.get("mu", [])) == model.levels:

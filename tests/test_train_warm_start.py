@@ -51,3 +51,13 @@ def test_audio_warm_start_reproduces_the_shipped_model():
     unit = 2.0**-OUT_FRAC_BITS
     assert (mu - mu_fx * unit).abs().max() < 8 * unit
     assert (sigma - sigma_fx * unit).abs().max() < 8 * unit
+
+
+def test_warm_start_refuses_another_kind_of_weights():
+    import pytest
+
+    from ncodec.models.image import ImageHyperprior
+    from ncodec.models.weights_io import ModelFileError
+
+    with pytest.raises(ModelFileError, match="not an ncodec image-hyperprior"):
+        warm_start(ImageHyperprior(), WEIGHTS / "audio-hp-v1.safetensors")
