@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One image-training chunk on the GPU machine (device tool), from the repository root there:
-#   bash .gpu/chunk.sh PHASE SECONDS BUDGET      PHASE: first | mid | last
-# carry: [".gpu", ".whl"]; .gpu/images from `ncodec train image --compact-to .gpu/images`
-# (../shared does not travel), .whl from ../shared/tools/device-wheels.sh (+ pytest wheels).
-# The checkpoint stays in runs/gpu on the warm machine between back-to-back calls; a cold start
+# One training chunk on the GPU machine (device tool), from the repository root there:
+#   [MEDIUM=audio] bash .gpu/chunk.sh PHASE SECONDS BUDGET      PHASE: first | mid | last
+# carry: [".gpu", ".whl"]; .gpu/images from `ncodec train image --compact-to .gpu/images`, or for
+# audio .gpu/audio.npz from `ncodec train audio --compact-to .gpu/audio.npz` (../shared does not
+# travel; keep the carry under 64 MiB), .whl from ../shared/tools/device-wheels.sh (+ pytest wheels).
+# The checkpoint stays in runs/gpu-<medium> on the warm machine between back-to-back calls; a cold start
 # resumes from model shards in .gpu/resume/ if present, else warm-starts from the shipped weights.
 # Each call writes the model shards (<16 MiB each) and logs to $OUT; "first" also builds the
 # extension and runs the CUDA tests, "last" the CUDA tests and the GPU benchmarks.
@@ -11,7 +12,7 @@ set -u
 PHASE=$1; SECS=$2; BUDGET=$3
 cd "$(dirname "$0")/.."
 R=$PWD
-mkdir -p runs/gpu "$OUT"
+mkdir -p runs "$OUT"
 exec > >(tee -a "$OUT/log_$PHASE.txt") 2>&1
 date; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
 if [ ! -f runs/site/.ok ]; then
@@ -20,20 +21,26 @@ fi
 mkdir -p runs/pkg/ncodec
 for d in codec entropy models bitstream eval; do ln -sfn "$R/$d" "runs/pkg/ncodec/$d"; done
 python3 -c "import PIL, torch; print('PIL', PIL.__version__, 'torch', torch.__version__)"
-if [ ! -f runs/gpu/checkpoint.safetensors ]; then
-  echo "no warm checkpoint"
-  if ls .gpu/resume/model-*.safetensors >/dev/null 2>&1; then
-    PYTHONPATH=$R/runs/site:$R/runs/pkg python3 -c "
+MEDIUM=${MEDIUM:-image}
+CK=runs/gpu-$MEDIUM
+mkdir -p "$CK"
+if [ ! -f $CK/checkpoint.safetensors ] && ls .gpu/resume/model-*.safetensors >/dev/null 2>&1; then
+  PYTHONPATH=$R/runs/site:$R/runs/pkg python3 -c "
 from pathlib import Path; from ncodec.models.train import merge_checkpoint
-merge_checkpoint(sorted(Path('.gpu/resume').glob('model-*.safetensors')), Path('runs/gpu/checkpoint.safetensors'))
+merge_checkpoint(sorted(Path('.gpu/resume').glob('model-*.safetensors')), Path('$CK/checkpoint.safetensors'))
 print('resumed from carried shards')"
-  fi
 fi
 INIT=()
-[ -f runs/gpu/checkpoint.safetensors ] || INIT=(--init models/weights/image-hp-v1.safetensors)
-PYTHONPATH=$R/runs/site:$R/runs/pkg OMP_NUM_THREADS=4 python3 -m ncodec.models.train --data .gpu/images --out runs/gpu "${INIT[@]}" \
-  --device cuda --crop 256 --batch 16 --lr 3e-4 --workers 10 --ckpt-every 500 \
-  --seconds "$SECS" --budget "$BUDGET" > "$OUT/train_$PHASE.log" 2>&1 &
+[ -f $CK/checkpoint.safetensors ] || INIT=(--init models/weights/$MEDIUM-hp-v1.safetensors)
+if [ "$MEDIUM" = audio ]; then
+  PYTHONPATH=$R/runs/site:$R/runs/pkg OMP_NUM_THREADS=8 python3 -m ncodec.models.train_audio --corpus .gpu/audio.npz \
+    --out $CK "${INIT[@]}" --device cuda --batch 32 --lr 3e-4 --steps 100000000 \
+    --seconds "$SECS" --budget "$BUDGET" > "$OUT/train_$PHASE.log" 2>&1 &
+else
+  PYTHONPATH=$R/runs/site:$R/runs/pkg OMP_NUM_THREADS=4 python3 -m ncodec.models.train --data .gpu/images --out $CK \
+    "${INIT[@]}" --device cuda --crop 256 --batch 16 --lr 3e-4 --workers 10 --ckpt-every 500 \
+    --seconds "$SECS" --budget "$BUDGET" > "$OUT/train_$PHASE.log" 2>&1 &
+fi
 TP=$!
 if [ ! -f runs/ext/.ok ]; then
   (export CMAKE_BUILD_PARALLEL_LEVEL=6; time python3 -m pip install --no-build-isolation --no-deps --no-compile -q --target runs/ext . ) > "$OUT/build.log" 2>&1 && touch runs/ext/.ok
@@ -48,7 +55,7 @@ fi
 wait $TP; echo "train rc=$?"; tail -3 "$OUT/train_$PHASE.log"
 PYTHONPATH=$R/runs/site:$R/runs/pkg python3 -c "
 from pathlib import Path; from ncodec.models.train import split_checkpoint
-print(split_checkpoint(Path('runs/gpu/checkpoint.safetensors'), Path('$OUT')))"
+print(split_checkpoint(Path('$CK/checkpoint.safetensors'), Path('$OUT')))"
 if [ "$PHASE" = last ] && [ -f runs/ext/.ok ]; then
   $X python3 -m pytest -q -p no:cacheprovider tests/test_rans_cuda.py tests/test_image_codec.py 2>&1 | tail -5
   $X python3 -m ncodec.entropy.bench --symbols 100000000 --only ncodec_cpp_1t,ncodec_cpp_mt,ncodec_cuda --repeat 3 --json > "$OUT/bench_1e8.json" 2>&1; tail -c 1500 "$OUT/bench_1e8.json"

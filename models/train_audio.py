@@ -42,7 +42,9 @@ def load_corpus(files: list[Path], cache: Path | None = None) -> list[np.ndarray
     """Every file at 16 kHz as float32 mono signals (stereo files give mid and side)."""
     if cache is not None and cache.exists():
         with np.load(cache) as z:
-            return [z[k] for k in sorted(z.files, key=int)]
+            sigs = [z[k] for k in sorted(z.files, key=int)]
+        # compact corpora (compact_corpus) hold int16
+        return [a.astype(np.float32) / 32768 if a.dtype == np.int16 else a for a in sigs]
     import torchaudio.functional as AF
 
     from ncodec.codec.audio_io import read_audio
@@ -66,6 +68,30 @@ def load_corpus(files: list[Path], cache: Path | None = None) -> list[np.ndarray
     if cache is not None:
         np.savez(cache, **{str(i): a for i, a in enumerate(out)})
     return out
+
+
+def compact_corpus(signals: list[np.ndarray], out: Path, minutes: float = 15.0, seed: int = 0) -> float:
+    """Writes a subset of the corpus small enough to carry to a GPU run: one excerpt from every
+    signal (in random order, until ``minutes`` are taken), as int16 in a compressed npz that
+    :func:`load_corpus` reads back (``--corpus``). Returns the MiB written."""
+    rng = random.Random(seed)
+    order = list(range(len(signals)))
+    rng.shuffle(order)
+    budget = int(minutes * 60 * 16000)
+    per = max(2 * SEGMENT, min(30 * 16000, budget // max(len(signals), 1)))
+    parts, total = [], 0
+    for i in order:
+        s = signals[i]
+        n = min(per, s.size, budget - total)
+        if n < SEGMENT:
+            continue
+        o = rng.randrange(s.size - n + 1)
+        parts.append(np.round(np.clip(s[o : o + n], -1, 32767 / 32768) * 32768).astype(np.int16))
+        total += n
+        if total >= budget:
+            break
+    np.savez_compressed(out, **{str(i): a for i, a in enumerate(parts)})
+    return Path(out).stat().st_size / 2**20
 
 
 class SegmentSampler:
@@ -107,6 +133,8 @@ def train(
     n: int = 32,
     device: str = "cpu",
     seconds: float | None = None,
+    budget: float | None = None,
+    corpus: Path | None = None,
     init: Path | None = None,
     warmup: int = 600,
     log_every: int = 25,
@@ -114,7 +142,9 @@ def train(
     seed: int = 0,
 ) -> Path:
     """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time; returns the
-    checkpoint path (``out_dir/checkpoint.safetensors``). ``init``: a shipped weights file whose float
+    checkpoint path (``out_dir/checkpoint.safetensors``). ``budget``: planned total seconds across
+    resumed runs (learning-rate decay and stop, as for images); ``corpus``: a compact corpus
+    (:func:`compact_corpus`) used instead of decoding ``data``. ``init``: a shipped weights file whose float
     transforms, gains and hyper-synthesis start a new run (see :func:`warm_start`); its first
     ``warmup`` steps train only the hyper-latent prior (learned afresh) with the rest frozen, so its
     initially poor rate estimate does not disturb the transforms or the rate multipliers."""
@@ -145,16 +175,33 @@ def train(
         if k.startswith("entropy_bottleneck.") and p in set(main_params)
     ]
     prior_opt = torch.optim.Adam(prior_params, lr=1e-3)
-    signals = load_corpus(list_audio(data), out_dir / "corpus16k.npz")
+    if corpus is not None:
+        if not Path(corpus).exists():
+            raise FileNotFoundError(f"{corpus}: no such corpus file")
+        signals = load_corpus([], Path(corpus))
+    else:
+        signals = load_corpus(list_audio(data), out_dir / "corpus16k.npz")
     sampler = SegmentSampler(signals, seed=seed + meta["step"])
-    meta["data"] = str(data)
+    meta["data"] = str(corpus or data)
     meta["hardware"] = f"{platform.machine()} {device} {torch.get_num_threads()} threads"
     t0 = time.time()
+    spent0 = float(meta.get("seconds", 0.0))
     acc: dict[str, float] = {}
     levels = model.levels
-    while meta["step"] < steps and (seconds is None or time.time() - t0 < seconds):
+
+    def running() -> bool:
+        now = time.time() - t0
+        return (
+            meta["step"] < steps
+            and (seconds is None or now < seconds)
+            and (budget is None or spent0 + now < budget)
+        )
+
+    while running():
         step = meta["step"]
         frac = step / max(steps, 1)
+        if budget:
+            frac = max(frac, (spent0 + time.time() - t0) / budget)
         cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
@@ -228,6 +275,14 @@ def add_train_args(p) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/audio"), help="checkpoint folder")
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--seconds", type=float, default=None, help="stop after this much wall time")
+    p.add_argument(
+        "--budget", type=float, default=None, help="planned total seconds across resumed runs (LR decay)"
+    )
+    p.add_argument("--corpus", type=Path, default=None, help="compact corpus (.npz) instead of --data")
+    p.add_argument(
+        "--compact-to", type=Path, default=None, help="only write a compact corpus of --data here (.npz)"
+    )
+    p.add_argument("--minutes", type=float, default=15.0, help="length of the compact corpus")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--c", type=int, default=192, help="channels of the decoder post-filter (0: none)")
@@ -239,6 +294,11 @@ def add_train_args(p) -> None:
 
 
 def run_train(args) -> int:
+    if args.compact_to is not None:
+        signals = load_corpus(list_audio(args.data), None)
+        size = compact_corpus(signals, args.compact_to, args.minutes)
+        print(f"{args.compact_to}: {size:.1f} MiB")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     ckpt = train(
@@ -252,6 +312,8 @@ def run_train(args) -> int:
         n=args.n,
         device=args.device,
         seconds=args.seconds,
+        budget=args.budget,
+        corpus=args.corpus,
         init=args.init,
     )
     print(f"checkpoint: {ckpt}")
