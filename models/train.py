@@ -146,6 +146,39 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     return meta
 
 
+class RunClock:
+    """When a resumable run stops and how far through its plan it is.
+
+    ``steps``: planned total steps; ``seconds``: wall time of this run; ``budget``: planned wall
+    time across every resumed run (``spent`` of it already used by earlier runs).
+    """
+
+    def __init__(self, steps: int, seconds: float | None, budget: float | None, spent: float):
+        self.steps, self.seconds, self.budget, self.spent = steps, seconds, budget, spent
+        self.t0 = time.time()
+
+    def now(self) -> float:
+        """Seconds of this run so far."""
+        return time.time() - self.t0
+
+    def running(self, step: int) -> bool:
+        now = self.now()
+        return (
+            step < self.steps
+            and (self.seconds is None or now < self.seconds)
+            and (self.budget is None or self.spent + now < self.budget)
+        )
+
+    def fraction(self, step: int) -> float:
+        """Progress through the plan (0..1): steps, or the wall-time budget if that is further."""
+        frac = step / max(self.steps, 1)
+        if self.budget:
+            return max(frac, (self.spent + self.now()) / self.budget)
+        if self.seconds:
+            return max(frac, self.now() / self.seconds)
+        return frac
+
+
 def scheduled_lr(lr: float, frac: float, step: int, warmup_until: int | None = None) -> float:
     """Learning rate at ``frac`` (0..1) of the planned run: constant, then a cosine decay to 10 %
     over the last 20 %; after a warm start (``warmup_until``: the step where the prior-only phase
@@ -296,26 +329,12 @@ def train(
     meta["data"] = str(data)
     gpu = f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else ""
     meta["hardware"] = f"{platform.machine()} {device}{gpu} {torch.get_num_threads()} threads"
-    t0 = time.time()
-    spent0 = float(meta.get("seconds", 0.0))
+    clock = RunClock(steps, seconds, budget, float(meta.get("seconds", 0.0)))
     acc: dict[str, float] = {}
-
-    def running() -> bool:
-        now = time.time() - t0
-        return (
-            meta["step"] < steps
-            and (seconds is None or now < seconds)
-            and (budget is None or spent0 + now < budget)
-        )
-
-    while running():
+    while clock.running(meta["step"]):
         step = meta["step"]
         # Cosine decay over the last 20% of the planned steps (or of the wall-time budget).
-        frac = step / max(steps, 1)
-        if budget:
-            frac = max(frac, (spent0 + time.time() - t0) / budget)
-        elif seconds:
-            frac = max(frac, (time.time() - t0) / seconds)
+        frac = clock.fraction(step)
         cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
         for g in opt.param_groups:
             g["lr"] = cur_lr
@@ -341,15 +360,15 @@ def train(
                 step=meta["step"],
                 lr=cur_lr,
                 aux=round(float(aux), 2),
-                elapsed=round(meta["seconds"] + time.time() - t0, 1),
+                elapsed=round(meta["seconds"] + clock.now(), 1),
             )
             meta["history"].append(rec)
             print(json.dumps(rec), flush=True)
             acc = {}
         if meta["step"] % ckpt_every == 0:
-            meta_now = dict(meta, seconds=meta["seconds"] + time.time() - t0)
+            meta_now = dict(meta, seconds=meta["seconds"] + clock.now())
             save_checkpoint(ckpt, model, opt, meta_now)
-    meta["seconds"] += time.time() - t0
+    meta["seconds"] += clock.now()
     save_checkpoint(ckpt, model, opt, meta)
     return ckpt
 

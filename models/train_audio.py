@@ -14,13 +14,12 @@ import json
 import math
 import platform
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ncodec.models.train import load_checkpoint, save_checkpoint, scheduled_lr
+from ncodec.models.train import RunClock, load_checkpoint, save_checkpoint, scheduled_lr
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"}
 SEGMENT = 20480  # 1.28 s at 16 kHz, a multiple of FRAME * HYPER
@@ -184,24 +183,12 @@ def train(
     sampler = SegmentSampler(signals, seed=seed + meta["step"])
     meta["data"] = str(corpus or data)
     meta["hardware"] = f"{platform.machine()} {device} {torch.get_num_threads()} threads"
-    t0 = time.time()
-    spent0 = float(meta.get("seconds", 0.0))
+    clock = RunClock(steps, seconds, budget, float(meta.get("seconds", 0.0)))
     acc: dict[str, float] = {}
     levels = model.levels
-
-    def running() -> bool:
-        now = time.time() - t0
-        return (
-            meta["step"] < steps
-            and (seconds is None or now < seconds)
-            and (budget is None or spent0 + now < budget)
-        )
-
-    while running():
+    while clock.running(meta["step"]):
         step = meta["step"]
-        frac = step / max(steps, 1)
-        if budget:
-            frac = max(frac, (spent0 + time.time() - t0) / budget)
+        frac = clock.fraction(step)
         cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
@@ -243,14 +230,14 @@ def train(
                 lr=cur_lr,
                 aux=round(float(aux), 2),
                 mu=[round(float(v), 3) for v in model.log_mu.exp()],
-                elapsed=round(meta["seconds"] + time.time() - t0, 1),
+                elapsed=round(meta["seconds"] + clock.now(), 1),
             )
             meta["history"].append(rec)
             print(json.dumps(rec), flush=True)
             acc = {}
         if meta["step"] % ckpt_every == 0:
-            save_checkpoint(ckpt, model, opt, dict(meta, seconds=meta["seconds"] + time.time() - t0))
-    meta["seconds"] += time.time() - t0
+            save_checkpoint(ckpt, model, opt, dict(meta, seconds=meta["seconds"] + clock.now()))
+    meta["seconds"] += clock.now()
     save_checkpoint(ckpt, model, opt, meta)
     return ckpt
 
