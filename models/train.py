@@ -267,6 +267,67 @@ def merge_checkpoint(parts: list[Path], out: Path) -> Path:
     return Path(out)
 
 
+class RDOptimizers:
+    """The optimisers of a hyperprior model: Adam on the model (parameters named ``log_*gain*`` at
+    ``gain_lr_scale`` times the rate), Adam on the prior alone for a warm start's warm-up, and Adam
+    on the entropy bottleneck's quantiles (its aux loss)."""
+
+    def __init__(self, model: torch.nn.Module, lr: float, gain_lr_scale: float = 1.0):
+        named = list(model.named_parameters())
+        self.main_params = [p for k, p in named if not k.endswith(".quantiles")]
+        gains = [p for k, p in named if "log_" in k and "gain" in k]
+        if gain_lr_scale == 1.0 or not gains:
+            groups: list = self.main_params
+        else:
+            other = [p for p in self.main_params if all(p is not g for g in gains)]
+            groups = [{"params": other}, {"params": gains, "lr_scale": gain_lr_scale}]
+        self.main = torch.optim.Adam(groups, lr=lr)
+        main_set = set(self.main_params)
+        self.prior = torch.optim.Adam(
+            [p for k, p in named if k.startswith("entropy_bottleneck.") and p in main_set], lr=1e-3
+        )
+        self.aux = torch.optim.Adam([p for k, p in named if k.endswith(".quantiles")], lr=1e-3)
+
+    def set_lr(self, lr: float) -> None:
+        for g in self.main.param_groups:
+            g["lr"] = lr * g.get("lr_scale", 1.0)
+
+    def step(self, model: torch.nn.Module, loss: torch.Tensor, warming: bool) -> torch.Tensor:
+        """One update from ``loss`` (only the prior's while ``warming``), then one of the quantiles;
+        returns the aux loss."""
+        self.main.zero_grad(set_to_none=True)
+        self.prior.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
+        (self.prior if warming else self.main).step()
+        aux = model.aux_loss()
+        self.aux.zero_grad(set_to_none=True)
+        aux.backward()
+        self.aux.step()
+        return aux.detach()
+
+
+def start_run(model, opt: RDOptimizers, ckpt: Path, meta: dict, init: Path | None, warmup: int, warm) -> dict:
+    """Resumes from ``ckpt`` if it exists, else warm-starts from the weights file ``init`` with
+    ``warm(model, init)`` (the prior then trains alone for ``warmup`` steps); returns the run's meta."""
+    if ckpt.exists():
+        meta = load_checkpoint(ckpt, model, opt.main)
+        print(f"resumed at step {meta['step']}", flush=True)
+    elif init is not None:
+        meta["init"] = str(init)
+        print(f"warm start from {init}: {warm(model, Path(init))} tensors", flush=True)
+        meta["warmup_until"] = warmup
+    return meta
+
+
+def log_record(meta: dict, acc: dict[str, float], count: int, **extra) -> None:
+    """Appends the means of ``acc`` over ``count`` steps (plus ``extra``) to the history and prints it."""
+    rec = {k: round(v / count, 4) for k, v in acc.items()}
+    rec.update(extra)
+    meta["history"].append(rec)
+    print(json.dumps(rec), flush=True)
+
+
 def train(
     data: Path,
     out_dir: Path,
@@ -306,24 +367,10 @@ def train(
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     model = ImageHyperprior(n, m).to(device)
-    aux_params = [p for k, p in model.named_parameters() if k.endswith(".quantiles")]
-    main_params = [p for k, p in model.named_parameters() if not k.endswith(".quantiles")]
-    opt = torch.optim.Adam(main_params, lr=lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    opt = RDOptimizers(model, lr)
     ckpt = out_dir / "checkpoint.safetensors"
     meta = {"step": 0, "seconds": 0.0, "n": n, "m": m, "crop": crop, "batch": batch, "history": []}
-    if ckpt.exists():
-        meta = load_checkpoint(ckpt, model, opt)
-        print(f"resumed at step {meta['step']}", flush=True)
-    elif init is not None:
-        meta["init"] = str(init)
-        print(f"warm start from {init}: {warm_start(model, Path(init))} tensors", flush=True)
-        meta["warmup_until"] = warmup
-    main_set = set(main_params)
-    prior_params = [
-        p for k, p in model.named_parameters() if k.startswith("entropy_bottleneck.") and p in main_set
-    ]
-    prior_opt = torch.optim.Adam(prior_params, lr=1e-3)
+    meta = start_run(model, opt, ckpt, meta, init, warmup, warm_start)
     sampler = CropSampler(list_images(data), crop, seed=seed + meta["step"])
     batches = crop_batches(sampler, batch, workers, seed + meta["step"])
     meta["data"] = str(data)
@@ -336,40 +383,30 @@ def train(
         # Cosine decay over the last 20% of the planned steps (or of the wall-time budget).
         frac = clock.fraction(step)
         cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
-        for g in opt.param_groups:
-            g["lr"] = cur_lr
+        opt.set_lr(cur_lr)
         x = next(batches).to(device, non_blocking=True)
         q = torch.rand(batch, device=device) * (model.levels - 1)
         out = model(x, q)
         losses = rd_loss(model, out, x, q)
-        opt.zero_grad(set_to_none=True)
-        prior_opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        (prior_opt if step < meta.get("warmup_until", 0) else opt).step()
-        aux = model.aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        aux_opt.step()
+        aux = opt.step(model, losses["loss"], warming=step < meta.get("warmup_until", 0))
         for k, v in losses.items():
             acc[k] = acc.get(k, 0.0) + float(v.detach())
         meta["step"] = step + 1
         if meta["step"] % log_every == 0:
-            rec = {k: round(v / log_every, 4) for k, v in acc.items()}
-            rec.update(
+            log_record(
+                meta,
+                acc,
+                log_every,
                 step=meta["step"],
                 lr=cur_lr,
                 aux=round(float(aux), 2),
                 elapsed=round(meta["seconds"] + clock.now(), 1),
             )
-            meta["history"].append(rec)
-            print(json.dumps(rec), flush=True)
             acc = {}
         if meta["step"] % ckpt_every == 0:
-            meta_now = dict(meta, seconds=meta["seconds"] + clock.now())
-            save_checkpoint(ckpt, model, opt, meta_now)
+            save_checkpoint(ckpt, model, opt.main, dict(meta, seconds=meta["seconds"] + clock.now()))
     meta["seconds"] += clock.now()
-    save_checkpoint(ckpt, model, opt, meta)
+    save_checkpoint(ckpt, model, opt.main, meta)
     return ckpt
 
 

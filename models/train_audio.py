@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ncodec.models.train import RunClock, load_checkpoint, save_checkpoint, scheduled_lr
+from ncodec.models.train import (
+    RDOptimizers,
+    RunClock,
+    load_checkpoint,
+    log_record,
+    save_checkpoint,
+    scheduled_lr,
+    start_run,
+)
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"}
 SEGMENT = 20480  # 1.28 s at 16 kHz, a multiple of FRAME * HYPER
@@ -153,27 +161,10 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = AudioHyperprior(c, m, n).to(device)
-    aux_params = [p for k, p in model.named_parameters() if k.endswith(".quantiles")]
-    main_params = [p for k, p in model.named_parameters() if not k.endswith(".quantiles")]
-    gain_params = [p for k, p in model.named_parameters() if "log_" in k and "gain" in k]
-    other = [p for p in main_params if all(p is not g for g in gain_params)]
-    opt = torch.optim.Adam([{"params": other}, {"params": gain_params, "lr_scale": 10.0}], lr=lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    opt = RDOptimizers(model, lr, gain_lr_scale=10.0)
     ckpt = out_dir / "checkpoint.safetensors"
     meta = {"step": 0, "seconds": 0.0, "c": c, "m": m, "n": n, "batch": batch, "history": []}
-    if ckpt.exists():
-        meta = load_checkpoint(ckpt, model, opt)
-        print(f"resumed at step {meta['step']}", flush=True)
-    elif init is not None:
-        meta["init"] = str(init)
-        print(f"warm start from {init}: {warm_start(model, Path(init))} tensors", flush=True)
-        meta["warmup_until"] = warmup
-    prior_params = [
-        p
-        for k, p in model.named_parameters()
-        if k.startswith("entropy_bottleneck.") and p in set(main_params)
-    ]
-    prior_opt = torch.optim.Adam(prior_params, lr=1e-3)
+    meta = start_run(model, opt, ckpt, meta, init, warmup, warm_start)
     if corpus is not None:
         if not Path(corpus).exists():
             raise FileNotFoundError(f"{corpus}: no such corpus file")
@@ -190,24 +181,14 @@ def train(
         step = meta["step"]
         frac = clock.fraction(step)
         cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
-        for g in opt.param_groups:
-            g["lr"] = cur_lr * g.get("lr_scale", 1.0)
+        opt.set_lr(cur_lr)
         x = sampler.batch(batch).to(device)
         # stratified levels so every level is seen in every batch
         q = ((torch.arange(batch, device=device) + torch.rand(batch, device=device)) / batch) * (levels - 1)
         out = model(x, q)
         losses = rd_loss(model, out, x, q)
         warming = step < meta.get("warmup_until", 0)
-        run_opt = prior_opt if warming else opt
-        opt.zero_grad(set_to_none=True)
-        prior_opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        run_opt.step()
-        aux = model.aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        aux_opt.step()
+        aux = opt.step(model, losses["loss"], warming)
         with torch.no_grad():  # dual ascent: push each level towards its nominal bitrate
             err = torch.log(losses["kbps"].detach().double() / model.target_kbps(q).double())
             qc = q.clamp(0, levels - 1).double()
@@ -224,21 +205,21 @@ def train(
         acc["rate_err"] = acc.get("rate_err", 0.0) + float(err.abs().mean())
         meta["step"] = step + 1
         if meta["step"] % log_every == 0:
-            rec = {k: round(v / log_every, 4) for k, v in acc.items()}
-            rec.update(
+            log_record(
+                meta,
+                acc,
+                log_every,
                 step=meta["step"],
                 lr=cur_lr,
                 aux=round(float(aux), 2),
                 mu=[round(float(v), 3) for v in model.log_mu.exp()],
                 elapsed=round(meta["seconds"] + clock.now(), 1),
             )
-            meta["history"].append(rec)
-            print(json.dumps(rec), flush=True)
             acc = {}
         if meta["step"] % ckpt_every == 0:
-            save_checkpoint(ckpt, model, opt, dict(meta, seconds=meta["seconds"] + clock.now()))
+            save_checkpoint(ckpt, model, opt.main, dict(meta, seconds=meta["seconds"] + clock.now()))
     meta["seconds"] += clock.now()
-    save_checkpoint(ckpt, model, opt, meta)
+    save_checkpoint(ckpt, model, opt.main, meta)
     return ckpt
 
 
