@@ -55,25 +55,6 @@ def mdct_basis(n: int) -> Tensor:
     return (basis * win[None, :] * math.sqrt(2.0 / n)).float()[:, None, :]
 
 
-class GDN1d(nn.Module):
-    """Generalized divisive normalization over channels of ``[B,C,T]``:
-    ``y = x / sqrt(beta + gamma @ x**2)`` (``x * sqrt(...)`` if ``inverse``).
-
-    Non-negativity is kept by using ``|beta| + 1e-6`` and ``|gamma|``, so training and inference
-    share the same parameters (no export step)."""
-
-    def __init__(self, channels: int, inverse: bool = False):
-        super().__init__()
-        self.inverse = inverse
-        self.beta = nn.Parameter(torch.ones(channels))
-        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        c = x.shape[1]
-        norm = F.conv1d(x * x, self.gamma.abs().view(c, c, 1), self.beta.abs() + 1e-6)
-        return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
-
-
 def conv1(cin: int, cout: int, k: int = 3, s: int = 1) -> nn.Conv1d:
     """'same'-padded 1-D convolution: ``[B,cin,T] -> [B,cout,T/s]`` (``T`` a multiple of ``s``)."""
     return nn.Conv1d(cin, cout, k, stride=s, padding=(k - s + 1) // 2)
