@@ -242,7 +242,7 @@ def encode(
 
 
 def decode(
-    data: bytes | bytearray | memoryview,
+    data: bytes | bytearray | memoryview | Any,
     indexes: Any,
     tables: TableSet,
     *,
@@ -253,7 +253,9 @@ def decode(
     """Decodes a payload made by :func:`encode` (any backend) with the same indexes and tables.
 
     Args:
-        data: the rANS payload.
+        data: the rANS payload: bytes-like, or a 1-D uint8 torch tensor. A CUDA tensor stays on
+            the device with the CUDA backend (only its head, a few bytes per segment, is read by
+            the host); the other backends copy it to the host.
         indexes: integer array or tensor with the table index of every symbol, as given to the
             encoder; its size ``N`` is the number of symbols expected.
         tables: the tables the encoder used.
@@ -270,11 +272,15 @@ def decode(
         TruncatedStreamError: the payload ends early.
         CorruptStreamError: the payload is inconsistent (sizes, states, words, escaped values).
         ValueError: an index is out of range.
+        TypeError: a payload tensor that is not uint8.
     """
-    if not isinstance(data, bytes):
-        data = bytes(data)
-    on_cuda = _is_cuda_tensor(indexes) or (device is not None and str(device).startswith("cuda"))
+    on_cuda = (
+        _is_cuda_tensor(indexes)
+        or _is_cuda_tensor(data)
+        or (device is not None and str(device).startswith("cuda"))
+    )
     which = _resolve(backend, on_cuda)
+    data = _payload(data, keep_cuda=which == "cuda")
     if which == "cuda":
         return _decode_cuda(data, indexes, tables, device)
     idx = _as_int32(indexes, "table index", 0, len(tables) - 1)
@@ -300,12 +306,30 @@ def decode(
 # --------------------------------------------------------------------------------------------------
 
 
+def _payload(data: Any, keep_cuda: bool) -> Any:
+    """The payload as bytes, or as a flat contiguous uint8 CUDA tensor when ``keep_cuda``."""
+    if isinstance(data, bytes):
+        return data
+    if _is_torch(data):
+        import torch
+
+        if data.dtype != torch.uint8:
+            raise TypeError(f"a payload tensor must be uint8, got {data.dtype}")
+        data = data.detach().reshape(-1)
+        if keep_cuda and data.device.type == "cuda":
+            return data.contiguous()
+        return data.cpu().numpy().tobytes()
+    return bytes(data)
+
+
 def _cuda_int32(x: Any, device: Any, what: str, lo: int, hi: int) -> Any:
+    """``x`` as a flat int32 tensor on ``device``. An int32 CUDA tensor is taken as it is (the
+    kernels check every index and symbol); a wider one is range-checked before it is narrowed."""
     import torch
 
     if not _is_torch(x):
         x = torch.from_numpy(_as_int32(x, what, lo, hi))
-    elif x.numel():
+    elif x.numel() and not (x.dtype == torch.int32 and x.device.type == "cuda"):
         if x.dtype.is_floating_point:
             x = x.long()
         mn, mx = int(x.min()), int(x.max())
@@ -330,17 +354,20 @@ def _encode_cuda(symbols: Any, indexes: Any, tables: TableSet, lanes: int, segme
         return mod.encode(prep, sym, idx, lanes, segment_symbols, stream)
 
 
-def _decode_cuda(data: bytes, indexes: Any, tables: TableSet, device: Any) -> Any:
+def _decode_cuda(data: Any, indexes: Any, tables: TableSet, device: Any) -> Any:
     import torch
 
     mod = _require_cuda()
     if device is None:
-        device = indexes.device if _is_cuda_tensor(indexes) else torch.device("cuda")
+        on = next((x.device for x in (indexes, data) if _is_cuda_tensor(x)), None)
+        device = on if on is not None else torch.device("cuda")
     device = torch.device(device)
     if device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     idx = _cuda_int32(indexes, device, "table index", 0, len(tables) - 1)
     out = torch.empty(idx.numel(), dtype=torch.int32, device=device)
+    if _is_cuda_tensor(data) and data.device != device:
+        data = data.to(device)
     with torch.cuda.device(device):
         stream = torch.cuda.current_stream(device).cuda_stream
         try:

@@ -85,3 +85,15 @@ def test_fallback_without_extension() -> None:
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "OK" in run.stdout, run.stderr[-2000:]
+
+
+def test_entropy_bench_reports_every_coder_and_the_ratios() -> None:
+    from ncodec.entropy.bench import run_entropy_bench
+
+    only = ["ncodec_ref_subset", "ncodec_cpp_1t", "ncodec_cpp_mt", "compressai_ans"]
+    r = run_entropy_bench(30_000, repeat=1, only=only, print_results=False)
+    assert set(r["coders"]) == set(only), r.get("skipped")
+    for c in r["coders"].values():
+        assert c["encode_msym_s"] > 0 and c["decode_msym_s"] > 0 and c["bits_per_symbol"] > 0
+    assert {"decode_vs_compressai", "encode_vs_compressai", "threads_scaling"} <= set(r["ratios"])
+    assert 1.0 <= r["ratios"]["size_vs_table_ideal"] < 1.02

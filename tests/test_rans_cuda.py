@@ -90,3 +90,62 @@ def test_cuda_gaussian_large_and_errors() -> None:
             coder.decode(cpu[:cut], di, tables, backend="cuda")
     with pytest.raises(ValueError):
         coder.decode(cpu, torch.full_like(di, 64), tables, backend="cuda")
+
+
+@needs_cuda
+@pytest.mark.parametrize("seed,n,lanes,seg", [(10, 0, 0, 65536), (11, 50_000, 0, 4096), (12, 3000, 5, 7)])
+def test_cuda_decodes_a_device_resident_payload(seed: int, n: int, lanes: int, seg: int) -> None:
+    tables, sym, idx = _case(seed, n, 0.01)
+    cpu = coder.encode(sym, idx, tables, lanes=lanes, segment_symbols=seg, backend="cpp")
+    payload = torch.frombuffer(bytearray(cpu), dtype=torch.uint8).cuda()
+    out = coder.decode(payload, torch.from_numpy(idx).cuda(), tables)
+    assert out.is_cuda
+    np.testing.assert_array_equal(out.cpu().numpy(), sym)
+    # A CUDA payload with host indexes decodes on the GPU too; the CPU backend takes it to the host.
+    np.testing.assert_array_equal(coder.decode(payload, idx, tables).cpu().numpy(), sym)
+    np.testing.assert_array_equal(coder.decode(payload, idx, tables, backend="cpp"), sym)
+
+
+def _cpp_verdict(data: bytes, idx: np.ndarray, tables) -> tuple[str, str]:
+    try:
+        coder.decode(data, idx, tables, backend="cpp")
+    except (CorruptStreamError, ValueError) as e:
+        return type(e).__name__, str(e)
+    return "ok", ""
+
+
+@needs_cuda
+def test_cuda_framing_errors_match_the_cpu_decoder() -> None:
+    """The GPU parses the framing on the device: every hostile stream gets the CPU decoder's error
+    class, and its message when the framing (not a lane) is at fault, from bytes or device data."""
+    rng = np.random.default_rng(13)
+    tables, sym, idx = _case(13, 20_000, 0.01)
+    good = coder.encode(sym, idx, tables, segment_symbols=1000, backend="cpp")
+    di = torch.from_numpy(idx).cuda()
+    for trial in range(300):
+        bad = bytearray(good)
+        kind = trial % 4
+        if kind == 0:
+            bad = bad[: int(rng.integers(0, len(bad)))]
+        elif kind == 1:
+            for pos in rng.integers(0, min(len(bad), 200), int(rng.integers(1, 4))):
+                bad[pos] = int(rng.integers(0, 256))
+        elif kind == 2:
+            pos = int(rng.integers(0, len(bad)))
+            bad[pos : pos + 1] = b""
+        else:
+            bad[int(rng.integers(0, len(bad)))] ^= 1 << int(rng.integers(0, 8))
+        want_kind, want_msg = _cpp_verdict(bytes(bad), idx, tables)
+        on_gpu = torch.tensor(list(bad), dtype=torch.uint8, device="cuda")
+        for data in (bytes(bad), on_gpu):
+            try:
+                out = coder.decode(data, di, tables, backend="cuda")
+                got_kind, got_msg = "ok", ""
+            except (CorruptStreamError, ValueError) as e:
+                got_kind, got_msg, out = type(e).__name__, str(e), None
+            assert got_kind == want_kind, (trial, got_msg, want_msg)
+            if want_kind == "ok":
+                want = coder.decode(bytes(bad), idx, tables, backend="cpp")
+                np.testing.assert_array_equal(out.cpu().numpy(), want)
+            elif "lane" not in want_msg and "escape" not in want_msg:
+                assert got_msg == want_msg, trial

@@ -4,11 +4,13 @@
 //   ./fuzz_driver [iterations] [seed]
 // Encodes random symbols with random tables, checks the round trip, then decodes thousands of
 // truncated, bit-flipped, spliced and random streams: each must return a status, never crash or
-// touch memory out of bounds. The CUDA coder's logic (rans_gpu_common.hpp: host framing plus the
-// per-thread lane bodies, run here one "thread" after another) must give the CPU coder's bytes,
-// symbols and accept/reject decisions. Exits 0 on success, 1 on a mismatch.
+// touch memory out of bounds. The CUDA coder's logic (rans_gpu_common.hpp: the head parsed by the
+// host, then the kernels' segment parsing, word packing and lane bodies, run here one "thread"
+// after another) must give the CPU coder's bytes, symbols and verdicts (status, and the message of
+// a framing error). Exits 0 on success, 1 on a mismatch.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "rans_cpu.hpp"
@@ -93,18 +95,73 @@ std::vector<uint8_t> gpu_emulated_encode(const Prepared& P, const std::vector<in
     return out;
 }
 
-// The CUDA decoder: host parse, then one decode_lane per lane. Returns true if accepted.
-bool gpu_emulated_decode(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
-                         std::vector<int32_t>& out) {
-    std::vector<gpu::DecodeLane> lanes;
-    std::vector<uint16_t> words;
-    if (gpu::parse_payload(data, len, idx.size(), lanes, words).status) return false;
-    out.assign(idx.size() + 1, 0);
+// The CUDA decoder, host steps and kernels in order (each kernel's threads run in a loop; the head
+// is read in the pieces the host copies from the device), with rans_cuda.cu's error precedence:
+// the first segment with a framing or lane error decides. Returns the framing error (status and
+// the CPU decoder's message) or, for a lane error, kCorrupt with an empty message.
+gpu::ParseError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
+                                    std::vector<int32_t>& out) {
+    const size_t n = idx.size();
+    std::vector<gpu::SegSpan> spans;
+    uint64_t seg_n = 0;
+    size_t need = 0, avail = 0;
+    gpu::ParseError pe;
+    for (;;) {
+        std::vector<uint8_t> head(data, data + avail);  // an exact copy: ASan catches reads past avail
+        pe = gpu::parse_head(head.data(), avail, len, n, need, seg_n, spans);
+        if (pe.status || avail >= need) break;
+        avail = need;
+    }
+    if (pe.status) return pe;
+    const size_t n_seg = spans.size();
+    std::vector<uint32_t> k(n_seg);
+    std::vector<int> code1(n_seg);
+    for (size_t s = 0; s < n_seg; ++s)  // k_seg_head
+        code1[s] = gpu::seg_head(data + spans[s].body, spans[s].len, gpu::seg_symbols(s, seg_n, n), k[s]);
+    size_t s1 = 0;
+    std::vector<uint64_t> base(n_seg + 1, 0);
+    for (; s1 < n_seg && code1[s1] == gpu::kSegOk; ++s1) base[s1 + 1] = base[s1] + k[s1];
+    std::vector<gpu::DecodeLane> lanes(base[s1]);
+    std::vector<uint64_t> wbyte(s1), nw(s1);
+    std::vector<int> code2(s1);
+    std::vector<uint16_t> words(gpu::packed_words(len), 0);
+    for (size_t s = 0; s < s1; ++s)  // k_seg_lanes
+        code2[s] = gpu::seg_lanes(data + spans[s].body, spans[s].body, spans[s].len, s * seg_n,
+                                  gpu::seg_symbols(s, seg_n, n), k[s], lanes.data() + base[s], wbyte[s], nw[s]);
+    for (size_t s = 0; s < s1; ++s)  // k_pack
+        for (uint64_t i = 0; i < nw[s]; ++i) words.at((wbyte[s] + 1) / 2 + i) = gpu::pack_word(data, wbyte[s], i);
+    out.assign(n + 1, 0);
     int err = 0;
-    for (const auto& L : lanes)
-        err |= gpu::decode_lane(L, words.data(), idx.data(), out.data(), P.info.data(), P.cdf.data(), P.lut.data(),
-                                P.T);
-    return err == 0;
+    uint64_t first_bad = ~0ull;
+    for (const auto& L : lanes) {  // k_decode
+        const int r = gpu::decode_lane(L, words.data(), idx.data(), out.data(), P.info.data(), P.cdf.data(),
+                                       P.lut.data(), P.T);
+        err |= r;
+        if (r == 1) first_bad = std::min<uint64_t>(first_bad, L.seg_start);
+    }
+    size_t sf = s1;
+    for (size_t s = 0; s < s1; ++s)
+        if (code2[s]) {
+            sf = s;
+            break;
+        }
+    const size_t sl = first_bad == ~0ull ? n_seg : (size_t)(first_bad / seg_n);
+    if (sf < n_seg && sf < sl) return gpu::seg_error(sf < s1 ? code2[sf] : code1[sf]);
+    if (err) return gpu::parse_fail(kCorrupt, "");
+    return gpu::ParseError{};
+}
+
+// Runs the emulated GPU decoder and checks its verdict against the CPU decoder's (`cpu`): the same
+// status, and the same message for a framing error. Returns true if the stream was accepted.
+bool gpu_decode_checked(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
+                        const DecError& cpu, std::vector<int32_t>& out) {
+    const gpu::ParseError got = gpu_emulated_decode(P, data, len, idx, out);
+    if (got.status != cpu.status || (*got.msg && std::strcmp(got.msg, cpu.msg) != 0)) {
+        std::fprintf(stderr, "GPU (emulated) decoder says %d '%s', the CPU decoder %d '%s'\n", got.status, got.msg,
+                     cpu.status, cpu.msg);
+        std::exit(1);
+    }
+    return got.status == kOk;
 }
 
 }  // namespace
@@ -151,7 +208,7 @@ int main(int argc, char** argv) {
             return 1;
         }
         std::vector<int32_t> gout;
-        if (!gpu_emulated_decode(P, payload.data(), payload.size(), idx, gout) ||
+        if (!gpu_decode_checked(P, payload.data(), payload.size(), idx, e, gout) ||
             !std::equal(sym.begin(), sym.end(), gout.begin())) {
             std::fprintf(stderr, "GPU (emulated) decode failed (iteration %d)\n", it);
             return 1;
@@ -198,7 +255,7 @@ int main(int argc, char** argv) {
             std::vector<int32_t> o(n ? n : 1);
             DecError d = decode_payload(P, buf, exact.size(), idx.data(), n, o.data(), 1 + r.below(2));
             std::vector<int32_t> go;
-            const bool gpu_ok = gpu_emulated_decode(P, buf, exact.size(), idx, go);
+            const bool gpu_ok = gpu_decode_checked(P, buf, exact.size(), idx, d, go);
             delete[] buf;
             if (gpu_ok != (d.status == kOk) || (gpu_ok && !std::equal(o.begin(), o.begin() + n, go.begin()))) {
                 std::fprintf(stderr, "GPU (emulated) and CPU decoders disagree on a hostile stream (iteration %d)\n",

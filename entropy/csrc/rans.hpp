@@ -246,11 +246,11 @@ RANS_HD uint32_t enc_entry(int64_t v, const TableInfo& ti) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Little helpers for the payload's framing (host side)
+// Little helpers for the payload's framing (host side; read_varint also runs on the GPU)
 // ---------------------------------------------------------------------------------------------
 
 // Reads an unsigned LEB128 varint (< 2^32, at most 5 bytes) like entropy/varint.py.
-inline Status read_varint(const uint8_t* buf, size_t len, size_t& pos, uint32_t& value) {
+RANS_HD Status read_varint(const uint8_t* buf, size_t len, size_t& pos, uint32_t& value) {
     uint64_t v = 0;
     for (int i = 0; i < 5; ++i) {
         if (pos + i >= len) return kTruncated;

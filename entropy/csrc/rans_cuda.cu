@@ -1,7 +1,9 @@
 // CUDA rANS coder: one GPU thread per lane, using the lane logic of rans.hpp (shared with the CPU).
 //
-// Decode: the host parses the payload's framing into a lane table and packs the lanes' words;
-//   k_decode runs one thread per lane over symbols seg_start + l, + K, ... with table lookups.
+// Decode (the payload may already be on the GPU): the host reads only the payload's head (a few
+//   bytes per segment); k_seg_head and k_seg_lanes parse each segment's lane table on the GPU
+//   (one thread per segment), k_pack aligns each segment's words, and k_decode runs one thread per
+//   lane over symbols seg_start + l, + K, ... with table lookups.
 // Encode: k_entries maps symbols to table entries and sums each segment's cost estimate (auto
 //   lanes); the host picks each segment's lanes; k_encode runs one thread per lane writing its words
 //   backwards into a per-lane scratch region (<= 4 words per symbol); k_compact packs them; the host
@@ -40,14 +42,86 @@ struct DevBuf {
     }
 };
 
-__global__ void k_decode(const DecodeLane* __restrict__ lanes, uint32_t n_lanes, const uint16_t* __restrict__ words,
+// Stream-ordered device scratch, carved into aligned arrays (one allocation per phase).
+struct Scratch {
+    char* base = nullptr;
+    cudaStream_t stream = nullptr;
+    bool pooled = false;
+    ~Scratch() {
+        if (!base) return;
+        if (pooled)
+            cudaFreeAsync(base, stream);
+        else
+            cudaFree(base);
+    }
+    bool alloc(size_t bytes, cudaStream_t s, std::string& err) {
+        stream = s;
+        bytes = std::max<size_t>(bytes, 1);
+        cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&base), bytes, s);
+        pooled = e == cudaSuccess;
+        if (!pooled) {
+            cudaGetLastError();  // memory pools unsupported: fall back to cudaMalloc
+            e = cudaMalloc(reinterpret_cast<void**>(&base), bytes);
+        }
+        return check(e, err, "cudaMalloc");
+    }
+};
+
+// Sizes and places the arrays of a Scratch: plan with `add`, allocate, then `at` gives each array.
+struct Layout {
+    size_t total = 0;
+    template <class T>
+    size_t add(size_t n) {
+        const size_t off = (total + 255) & ~size_t(255);
+        total = off + std::max<size_t>(n, 1) * sizeof(T);
+        return off;
+    }
+    template <class T>
+    static T* at(const Scratch& s, size_t off) {
+        return reinterpret_cast<T*>(s.base + off);
+    }
+};
+
+__global__ void k_seg_head(const uint8_t* __restrict__ data, const SegSpan* __restrict__ spans, uint32_t n_seg,
+                           uint64_t seg_n, uint64_t n, uint32_t* __restrict__ k, int* __restrict__ code) {
+    const uint32_t s = blockIdx.x * blockDim.x + threadIdx.x;
+    if (s >= n_seg) return;
+    const SegSpan sp = spans[s];
+    code[s] = seg_head(data + sp.body, sp.len, seg_symbols(s, seg_n, n), k[s]);
+}
+
+__global__ void k_seg_lanes(const uint8_t* __restrict__ data, const SegSpan* __restrict__ spans, uint32_t n_seg,
+                            uint64_t seg_n, uint64_t n, const uint32_t* __restrict__ k,
+                            const uint64_t* __restrict__ lane_base, DecodeLane* __restrict__ lanes,
+                            uint64_t* __restrict__ wbyte, uint64_t* __restrict__ nw, int* __restrict__ code) {
+    const uint32_t s = blockIdx.x * blockDim.x + threadIdx.x;
+    if (s >= n_seg) return;
+    const SegSpan sp = spans[s];
+    code[s] = seg_lanes(data + sp.body, sp.body, sp.len, (uint64_t)s * seg_n, seg_symbols(s, seg_n, n), k[s],
+                        lanes + lane_base[s], wbyte[s], nw[s]);
+}
+
+// Blocks stride over the segments; a block's threads copy one segment's words.
+__global__ void k_pack(const uint8_t* __restrict__ data, uint32_t n_seg, const uint64_t* __restrict__ wbyte,
+                       const uint64_t* __restrict__ nw, uint16_t* __restrict__ words) {
+    for (uint32_t s = blockIdx.x; s < n_seg; s += gridDim.x) {
+        const uint64_t wb = wbyte[s], c = nw[s];
+        uint16_t* dst = words + (wb + 1) / 2;
+        for (uint64_t i = threadIdx.x; i < c; i += blockDim.x) dst[i] = pack_word(data, wb, i);
+    }
+}
+
+__global__ void k_decode(const DecodeLane* __restrict__ lanes, uint64_t n_lanes, const uint16_t* __restrict__ words,
                          const int32_t* __restrict__ idx, int32_t* __restrict__ out,
                          const TableInfo* __restrict__ info, const uint32_t* __restrict__ cdf,
-                         const uint16_t* __restrict__ lut, uint32_t T, int* err) {
-    const uint32_t g = blockIdx.x * blockDim.x + threadIdx.x;
+                         const uint16_t* __restrict__ lut, uint32_t T, int* err,
+                         unsigned long long* first_bad) {
+    const uint64_t g = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= n_lanes) return;
-    const int r = decode_lane(lanes[g], words, idx, out, info, cdf, lut, T);
+    const DecodeLane L = lanes[g];
+    const int r = decode_lane(L, words, idx, out, info, cdf, lut, T);
     if (r) atomicOr(err, r);
+    if (r == 1) atomicMin(first_bad, (unsigned long long)L.seg_start);  // the CPU reports the first bad segment
 }
 
 __global__ void k_entries(const int32_t* __restrict__ sym, const int32_t* __restrict__ idx, size_t n, uint64_t seg_n,
@@ -108,6 +182,7 @@ int device_count() {
 
 struct DeviceTables {
     int device = 0;
+    int sms = 1;  // streaming multiprocessors (block size of k_decode)
     uint32_t T = 0;
     TableInfo* info = nullptr;
     uint32_t* cdf = nullptr;
@@ -143,7 +218,9 @@ static bool upload_vec(T*& dst, const std::vector<T>& v, std::string& err) {
 DeviceTables* upload_tables(const Prepared& p, std::string& err) {
     auto* t = new DeviceTables();
     t->T = p.T;
-    if (!check(cudaGetDevice(&t->device), err, "cudaGetDevice") || !upload_vec(t->info, p.info, err) ||
+    if (!check(cudaGetDevice(&t->device), err, "cudaGetDevice") ||
+        !check(cudaDeviceGetAttribute(&t->sms, cudaDevAttrMultiProcessorCount, t->device), err, "SM count") ||
+        !upload_vec(t->info, p.info, err) ||
         !upload_vec(t->cdf, p.cdf, err) || !upload_vec(t->lut, p.lut, err) || !upload_vec(t->enc, p.enc, err) ||
         !upload_vec(t->cost, p.cost, err)) {
         release_tables(t);
@@ -152,32 +229,123 @@ DeviceTables* upload_tables(const Prepared& p, std::string& err) {
     return t;
 }
 
-int decode(const DeviceTables* t, const std::vector<DecodeLane>& lanes, const std::vector<uint16_t>& words,
-           const int32_t* d_idx, int32_t* d_out, size_t n, uintptr_t stream_handle, std::string& err) {
-    (void)n;
-    if (lanes.empty()) return kGpuOk;
+int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, size_t len, const int32_t* d_idx,
+           int32_t* d_out, size_t n, uintptr_t stream_handle, ParseError& pe, std::string& err) {
     cudaStream_t stream = reinterpret_cast<cudaStream_t>(stream_handle);
-    DevBuf<DecodeLane> d_lanes;
-    DevBuf<uint16_t> d_words;
-    DevBuf<int> d_err;
-    if (!d_lanes.alloc(lanes.size(), err) || !d_words.alloc(words.size(), err) || !d_err.alloc(1, err))
+    pe = ParseError{};
+    Scratch payload;
+    if (!d_data) {  // host bytes: one upload, then the same path as a device-resident payload
+        if (!payload.alloc(len, stream, err) ||
+            (len && !check(cudaMemcpyAsync(payload.base, h_data, len, cudaMemcpyHostToDevice, stream), err,
+                           "cudaMemcpy")))
+            return kGpuError;
+        d_data = reinterpret_cast<const uint8_t*>(payload.base);
+    }
+
+    // The head: from the host copy if there is one, else a few bytes at a time from the device.
+    std::vector<SegSpan> spans;
+    std::vector<uint8_t> head;
+    uint64_t seg_n = 0;
+    size_t need = 0, avail = h_data ? len : 0;
+    for (;;) {
+        pe = parse_head(h_data ? h_data : head.data(), avail, len, n, need, seg_n, spans);
+        if (pe.status) return kGpuParse;
+        if (avail >= need) break;
+        head.resize(need);
+        if (!check(cudaMemcpyAsync(head.data(), d_data, need, cudaMemcpyDeviceToHost, stream), err, "cudaMemcpy") ||
+            !check(cudaStreamSynchronize(stream), err, "head"))
+            return kGpuError;
+        avail = need;
+    }
+    const size_t n_seg = spans.size();
+    if (n_seg == 0) return kGpuOk;
+
+    // Stage 1: every segment's lane count.
+    Layout L1;
+    const size_t o_spans = L1.add<SegSpan>(n_seg), o_k = L1.add<uint32_t>(n_seg), o_code = L1.add<int>(n_seg),
+                 o_base = L1.add<uint64_t>(n_seg), o_wb = L1.add<uint64_t>(n_seg), o_nw = L1.add<uint64_t>(n_seg),
+                 o_err = L1.add<int>(1), o_first = L1.add<unsigned long long>(1);
+    Scratch meta;
+    if (!meta.alloc(L1.total, stream, err)) return kGpuError;
+    auto* d_spans = Layout::at<SegSpan>(meta, o_spans);
+    auto* d_k = Layout::at<uint32_t>(meta, o_k);
+    auto* d_code = Layout::at<int>(meta, o_code);
+    auto* d_base = Layout::at<uint64_t>(meta, o_base);
+    auto* d_wb = Layout::at<uint64_t>(meta, o_wb);
+    auto* d_nw = Layout::at<uint64_t>(meta, o_nw);
+    auto* d_err = Layout::at<int>(meta, o_err);
+    auto* d_first = Layout::at<unsigned long long>(meta, o_first);
+    const uint32_t ns = (uint32_t)n_seg;
+    const unsigned seg_blocks = (unsigned)((n_seg + kThreads - 1) / kThreads);
+    std::vector<uint32_t> k(n_seg);
+    std::vector<int> code1(n_seg);
+    if (!check(cudaMemcpyAsync(d_spans, spans.data(), n_seg * sizeof(SegSpan), cudaMemcpyHostToDevice, stream), err,
+               "cudaMemcpy"))
         return kGpuError;
-    if (!check(cudaMemsetAsync(d_err.p, 0, sizeof(int), stream), err, "memset") ||
-        !check(cudaMemcpyAsync(d_lanes.p, lanes.data(), lanes.size() * sizeof(DecodeLane), cudaMemcpyHostToDevice,
-                               stream),
-               err, "cudaMemcpy") ||
-        (!words.empty() && !check(cudaMemcpyAsync(d_words.p, words.data(), words.size() * sizeof(uint16_t),
-                                                  cudaMemcpyHostToDevice, stream),
-                                  err, "cudaMemcpy")))
+    k_seg_head<<<seg_blocks, kThreads, 0, stream>>>(d_data, d_spans, ns, seg_n, n, d_k, d_code);
+    if (!check(cudaGetLastError(), err, "k_seg_head launch") ||
+        !check(cudaMemcpyAsync(k.data(), d_k, n_seg * 4, cudaMemcpyDeviceToHost, stream), err, "cudaMemcpy") ||
+        !check(cudaMemcpyAsync(code1.data(), d_code, n_seg * sizeof(int), cudaMemcpyDeviceToHost, stream), err,
+               "cudaMemcpy") ||
+        !check(cudaStreamSynchronize(stream), err, "k_seg_head"))
         return kGpuError;
-    const uint32_t nl = (uint32_t)lanes.size();
-    k_decode<<<(nl + kThreads - 1) / kThreads, kThreads, 0, stream>>>(d_lanes.p, nl, d_words.p, d_idx, d_out, t->info,
-                                                                        t->cdf, t->lut, t->T, d_err.p);
-    if (!check(cudaGetLastError(), err, "k_decode launch")) return kGpuError;
+
+    // Stage 2 on the segments before the first failing head: lane tables and word spans.
+    size_t s1 = 0;
+    std::vector<uint64_t> base(n_seg + 1, 0);
+    for (; s1 < n_seg && code1[s1] == kSegOk; ++s1) base[s1 + 1] = base[s1] + k[s1];
+    const uint64_t n_lanes = base[s1];
+    Layout L2;
+    const size_t o_lanes = L2.add<DecodeLane>(n_lanes), o_words = L2.add<uint16_t>(packed_words(len));
+    Scratch work;
+    if (!work.alloc(L2.total, stream, err)) return kGpuError;
+    auto* d_lanes = Layout::at<DecodeLane>(work, o_lanes);
+    auto* d_words = Layout::at<uint16_t>(work, o_words);
+    std::vector<int> code2(s1);
+    if (s1) {
+        if (!check(cudaMemcpyAsync(d_base, base.data(), s1 * 8, cudaMemcpyHostToDevice, stream), err, "cudaMemcpy"))
+            return kGpuError;
+        k_seg_lanes<<<(unsigned)((s1 + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+            d_data, d_spans, (uint32_t)s1, seg_n, n, d_k, d_base, d_lanes, d_wb, d_nw, d_code);
+        if (!check(cudaGetLastError(), err, "k_seg_lanes launch")) return kGpuError;
+    }
+
+    // Stages 3 and 4 on those segments: pack the words, decode the lanes (a segment that failed
+    // stage 2 has empty lanes). Lane errors count only before the first framing error, as on the CPU.
+    const unsigned long long none = ~0ull;
+    if (!check(cudaMemsetAsync(d_words, 0, packed_words(len) * 2, stream), err, "memset") ||
+        !check(cudaMemsetAsync(d_err, 0, sizeof(int), stream), err, "memset") ||
+        !check(cudaMemsetAsync(d_first, 0xff, sizeof(none), stream), err, "memset"))
+        return kGpuError;
+    if (n_lanes) {
+        k_pack<<<(unsigned)std::min<size_t>(s1, 65535), 256, 0, stream>>>(d_data, (uint32_t)s1, d_wb, d_nw, d_words);
+        if (!check(cudaGetLastError(), err, "k_pack launch")) return kGpuError;
+        // Few lanes: small blocks spread them over every SM (latency-bound threads).
+        const unsigned th = n_lanes < (uint64_t)t->sms * 1024 ? 32 : kThreads;
+        k_decode<<<(unsigned)((n_lanes + th - 1) / th), th, 0, stream>>>(
+            d_lanes, n_lanes, d_words, d_idx, d_out, t->info, t->cdf, t->lut, t->T, d_err, d_first);
+        if (!check(cudaGetLastError(), err, "k_decode launch")) return kGpuError;
+    }
     int h_err = 0;
-    if (!check(cudaMemcpyAsync(&h_err, d_err.p, sizeof(int), cudaMemcpyDeviceToHost, stream), err, "cudaMemcpy") ||
+    unsigned long long first_bad = none;
+    if ((s1 && !check(cudaMemcpyAsync(code2.data(), d_code, s1 * sizeof(int), cudaMemcpyDeviceToHost, stream), err,
+                      "cudaMemcpy")) ||
+        !check(cudaMemcpyAsync(&h_err, d_err, sizeof(int), cudaMemcpyDeviceToHost, stream), err, "cudaMemcpy") ||
+        !check(cudaMemcpyAsync(&first_bad, d_first, sizeof(first_bad), cudaMemcpyDeviceToHost, stream), err,
+               "cudaMemcpy") ||
         !check(cudaStreamSynchronize(stream), err, "k_decode"))
         return kGpuError;
+    size_t sf = s1;  // first segment with a framing error (n_seg: none)
+    for (size_t s = 0; s < s1; ++s)
+        if (code2[s]) {
+            sf = s;
+            break;
+        }
+    const size_t sl = first_bad == none ? n_seg : (size_t)(first_bad / seg_n);  // first with a lane error
+    if (sf < n_seg && sf < sl) {
+        pe = seg_error(sf < s1 ? code2[sf] : code1[sf]);
+        return kGpuParse;
+    }
     if (h_err & 2) return kGpuBadIndex;
     if (h_err & 1) return kGpuCorrupt;
     return kGpuOk;

@@ -23,12 +23,20 @@ void release_tables(DeviceTables* t);
 int tables_device(const DeviceTables* t);
 
 // Result codes of the GPU entry points.
-enum GpuStatus : int { kGpuOk = 0, kGpuCorrupt = 1, kGpuBadIndex = 3, kGpuBadSymbol = 4, kGpuError = -1 };
+enum GpuStatus : int {
+    kGpuOk = 0,
+    kGpuCorrupt = 1,
+    kGpuParse = 2,  // the framing is bad: `pe` says how (the CPU decoder's error)
+    kGpuBadIndex = 3,
+    kGpuBadSymbol = 4,
+    kGpuError = -1,
+};
 
-// Decodes every lane: words holds all lanes' words (with kWordPad words of padding), d_idx / d_out are device
-// int32 arrays of n symbols. Synchronises `stream` before returning.
-int decode(const DeviceTables* t, const std::vector<DecodeLane>& lanes, const std::vector<uint16_t>& words,
-           const int32_t* d_idx, int32_t* d_out, size_t n, uintptr_t stream, std::string& err);
+// Decodes a len-byte payload into the device int32 array d_out of n symbols, with the device int32
+// table indexes d_idx. The payload is either on the device (d_data; h_data null) or on the host
+// (h_data; d_data null: it is uploaded). Synchronises `stream` before returning.
+int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, size_t len, const int32_t* d_idx,
+           int32_t* d_out, size_t n, uintptr_t stream, ParseError& pe, std::string& err);
 
 // Encodes n device symbols into the exact CPU payload (`out`). Synchronises `stream`.
 int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, size_t n, uint32_t lanes,

@@ -35,6 +35,7 @@ struct CudaTables {
 
 using DevI32 = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cuda>;
 using DevI32Out = nb::ndarray<int32_t, nb::ndim<1>, nb::c_contig, nb::device::cuda>;
+using DevU8 = nb::ndarray<const uint8_t, nb::ndim<1>, nb::c_contig, nb::device::cuda>;
 using I32Vec = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using I32Mat = nb::ndarray<const int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
@@ -107,31 +108,41 @@ NB_MODULE(_rans_cuda, m) {
         "tables"_a, "symbols"_a, "indexes"_a, "lanes"_a = 0, "segment_symbols"_a = 65536, "stream"_a = 0,
         "Encodes device int32 symbols [N] with device int32 indexes [N]; returns the payload (bytes).");
 
+    // Decoding: the payload as host bytes (uploaded) or as a device uint8 array (stays there).
+    auto decode = [](const CudaTables& t, const uint8_t* d_data, const uint8_t* h_data, size_t len, DevI32 indexes,
+                     DevI32Out out, uintptr_t stream) {
+        const size_t n = indexes.shape(0);
+        if (out.shape(0) != n) throw std::invalid_argument("out must have as many elements as indexes");
+        check_device(t, indexes.device_id());
+        check_device(t, out.device_id());
+        gpu::ParseError e;
+        std::string err;
+        int st;
+        {
+            nb::gil_scoped_release release;
+            st = gpu::decode(t.d, d_data, h_data, len, indexes.data(), out.data(), n, stream, e, err);
+        }
+        if (st == gpu::kGpuParse) raise(e);
+        if (st == gpu::kGpuBadIndex) throw std::invalid_argument("table index out of range");
+        if (st == gpu::kGpuCorrupt)
+            throw CorruptError("rANS lane ran out of words, did not end in its initial state, or decoded an "
+                               "out-of-range escape: the payload is corrupt");
+        if (st != gpu::kGpuOk) throw std::runtime_error("CUDA: " + err);
+    };
     m.def(
         "decode",
-        [](const CudaTables& t, nb::bytes data, DevI32 indexes, DevI32Out out, uintptr_t stream) {
-            const size_t n = indexes.shape(0);
-            if (out.shape(0) != n) throw std::invalid_argument("out must have as many elements as indexes");
-            check_device(t, indexes.device_id());
-            check_device(t, out.device_id());
-            std::vector<gpu::DecodeLane> lanes;
-            std::vector<uint16_t> words;
-            gpu::ParseError e;
-            std::string err;
-            int st = gpu::kGpuOk;
-            {
-                nb::gil_scoped_release release;
-                e = gpu::parse_payload(reinterpret_cast<const uint8_t*>(data.c_str()), data.size(), n, lanes,
-                                       words);
-                if (!e.status) st = gpu::decode(t.d, lanes, words, indexes.data(), out.data(), n, stream, err);
-            }
-            if (e.status) raise(e);
-            if (st == gpu::kGpuBadIndex) throw std::invalid_argument("table index out of range");
-            if (st == gpu::kGpuCorrupt)
-                throw CorruptError("rANS lane ran out of words, did not end in its initial state, or decoded an "
-                                   "out-of-range escape: the payload is corrupt");
-            if (st != gpu::kGpuOk) throw std::runtime_error("CUDA: " + err);
+        [decode](const CudaTables& t, nb::bytes data, DevI32 indexes, DevI32Out out, uintptr_t stream) {
+            decode(t, nullptr, reinterpret_cast<const uint8_t*>(data.c_str()), data.size(), indexes, out, stream);
         },
         "tables"_a, "data"_a, "indexes"_a, "out"_a, "stream"_a = 0,
-        "Decodes a payload into the device int32 array out [N] (N = indexes.size).");
+        "Decodes a payload (bytes) into the device int32 array out [N] (N = indexes.size).");
+    m.def(
+        "decode",
+        [decode](const CudaTables& t, DevU8 data, DevI32 indexes, DevI32Out out, uintptr_t stream) {
+            check_device(t, data.device_id());
+            decode(t, data.data(), nullptr, data.shape(0), indexes, out, stream);
+        },
+        "tables"_a, "data"_a, "indexes"_a, "out"_a, "stream"_a = 0,
+        "Decodes a payload held in a device uint8 array [len] into the device int32 array out [N]; only its "
+        "head (a few bytes per segment) is read by the host.");
 }

@@ -10,6 +10,12 @@
 
 #include "rans.hpp"
 
+#if defined(__CUDACC__)
+#define RANS_UNROLL _Pragma("unroll")
+#else
+#define RANS_UNROLL
+#endif
+
 namespace ncodec {
 namespace rans {
 namespace gpu {
@@ -37,19 +43,33 @@ struct EncodeLane {
 constexpr size_t kWordPad = 16;  // words after the packed lanes: a lane reads <= 4 past its end
 
 // Lane decode (one GPU thread). Returns 0, 1 (corrupt) or 2 (index out of range).
+// The table indexes of the next kIdxAhead symbols are loaded ahead: they do not depend on the lane
+// state, so their memory latency overlaps the decode chain instead of starting every symbol's.
+constexpr int kIdxAhead = 4;
 RANS_HD int decode_lane(const DecodeLane& L, const uint16_t* words, const int32_t* idx, int32_t* out,
                         const TableInfo* info, const uint32_t* cdf, const uint16_t* lut, uint32_t T) {
     const uint16_t* p = words + L.word_off;
     const uint16_t* end = p + L.count;
     uint32_t x = L.state;
+    const int32_t* ip = idx + L.seg_start;
+    int32_t* op = out + L.seg_start;
+    uint32_t ahead[kIdxAhead];
+RANS_UNROLL
+    for (int a = 0; a < kIdxAhead; ++a) {
+        const uint64_t ja = L.l + (uint64_t)a * L.k;
+        ahead[a] = ja < L.seg_count ? (uint32_t)ip[ja] : 0u;
+    }
     for (uint64_t j = L.l; j < L.seg_count; j += L.k) {
-        const uint64_t gj = L.seg_start + j;
-        const uint32_t t = (uint32_t)idx[gj];
+        const uint32_t t = ahead[0];
+RANS_UNROLL
+        for (int a = 0; a + 1 < kIdxAhead; ++a) ahead[a] = ahead[a + 1];
+        const uint64_t jn = j + (uint64_t)kIdxAhead * L.k;
+        ahead[kIdxAhead - 1] = jn < L.seg_count ? (uint32_t)ip[jn] : 0u;
         if (t >= T) return 2;
         int32_t v;
         const bool ok = dec_value(x, p, info[t], cdf, lut, v);
         if (!ok || p > end) return 1;  // escaped value out of range, or the lane ran out of words
-        out[gj] = v;
+        op[j] = v;
     }
     return (x != kRansL || p != end) ? 1 : 0;
 }
@@ -104,79 +124,166 @@ inline ParseError varint_fail(int st) {
                             : parse_fail(st, "malformed length field (varint)");
 }
 
-// Parses a payload's framing with the CPU decoder's checks into a lane table and the packed words
-// of every lane (words gets kWordPad zero words of padding at the end).
-inline ParseError parse_payload(const uint8_t* data, size_t len, size_t n, std::vector<DecodeLane>& lanes,
-                                std::vector<uint16_t>& words) {
+// ---------------------------------------------------------------------------------------------
+// Decoder framing, parsed where the payload lies (on the GPU): the host reads only the head
+// (symbol count, segment size, segment lengths); one GPU thread per segment then parses the
+// segment's lane table (seg_head, then seg_lanes), a block per segment packs its words to 16-bit
+// alignment (pack_word) and one thread per lane decodes (decode_lane). Every check and message is
+// the CPU decoder's, applied in the same order, so the first failing segment gives the same error.
+// ---------------------------------------------------------------------------------------------
+
+// A segment's body: byte offset in the payload and length.
+struct SegSpan {
+    uint64_t body;
+    uint32_t len;
+    uint32_t pad;
+};
+
+// Outcome of a segment's parse (seg_head / seg_lanes); seg_error gives the CPU decoder's error.
+enum SegCode : int {
+    kSegOk = 0,
+    kSegVarintTruncated = 1,
+    kSegVarintCorrupt = 2,
+    kSegBadLanes = 3,
+    kSegHeaderShort = 4,
+    kSegCountMismatch = 5,
+    kSegBadState = 6,
+};
+
+inline ParseError seg_error(int code) {
+    switch (code) {
+        case kSegOk:
+            return ParseError{};
+        case kSegVarintTruncated:
+            return varint_fail(kTruncated);
+        case kSegVarintCorrupt:
+            return varint_fail(kCorrupt);
+        case kSegBadLanes:
+            return parse_fail(kCorrupt, "segment declares an impossible number of lanes");
+        case kSegHeaderShort:
+            return parse_fail(kCorrupt, "segment header is cut short");
+        case kSegCountMismatch:
+            return parse_fail(kCorrupt, "segment word counts do not match its length");
+        default:
+            return parse_fail(kCorrupt, "rANS lane state out of range");
+    }
+}
+
+// Bytes of the head the parse can need after the two sizes (each varint has at most 5 bytes).
+constexpr size_t kHeadSizes = 10;
+
+// Parses the head of a len-byte payload of n symbols from its first `avail` bytes (head). When
+// avail < need on return (status ok), the caller supplies the first `need` bytes and calls again;
+// otherwise the result is final: seg_n and one span per segment, or the CPU decoder's error.
+inline ParseError parse_head(const uint8_t* head, size_t avail, size_t len, size_t n, size_t& need, uint64_t& seg_n,
+                             std::vector<SegSpan>& spans) {
+    spans.clear();
+    need = std::min(len, kHeadSizes);
+    if (avail < need) return ParseError{};
     size_t pos = 0;
-    uint32_t n_stream = 0, seg_n = 0;
-    int st = read_varint(data, len, pos, n_stream);
-    if (!st) st = read_varint(data, len, pos, seg_n);
+    uint32_t n_stream = 0, seg = 0;
+    int st = read_varint(head, avail, pos, n_stream);
+    if (!st) st = read_varint(head, avail, pos, seg);
     if (st) return varint_fail(st);
     if (n_stream != n) return parse_fail(kCorrupt, "payload holds a different number of symbols than expected");
-    if (seg_n < 1) return parse_fail(kCorrupt, "segment size is 0");
-    const size_t n_seg = (size_t)((n + seg_n - 1) / seg_n);
-    std::vector<uint64_t> lengths(n_seg);
+    if (seg < 1) return parse_fail(kCorrupt, "segment size is 0");
+    seg_n = seg;
+    const size_t n_seg = (size_t)((n + seg - 1) / seg);
+    need = std::min(len, pos + 5 * n_seg);
+    if (avail < need) return ParseError{};
     uint64_t sum = 0;
-    for (size_t s = 0; s < n_seg; ++s) {
+    for (size_t s = 0; s < n_seg; ++s) {  // grows with the bytes actually parsed, not with n_seg
         uint32_t length;
-        st = read_varint(data, len, pos, length);
+        st = read_varint(head, avail, pos, length);
         if (st) return varint_fail(st);
-        lengths[s] = length;
+        spans.push_back(SegSpan{sum, length, 0});
         sum += length;
     }
     if (pos + sum > len) return parse_fail(kTruncated, "rANS payload is shorter than its segment table says");
     if (pos + sum < len) return parse_fail(kCorrupt, "rANS payload has trailing bytes");
-    lanes.clear();
-    words.clear();
-    words.reserve(len / 2 + kWordPad);
-    for (size_t s = 0; s < n_seg; ++s) {
-        const uint8_t* body = data + pos;
-        const size_t blen = (size_t)lengths[s];
-        pos += blen;
-        const size_t s0 = s * (size_t)seg_n;
-        const size_t cnt = std::min<size_t>(seg_n, n - s0);
-        size_t bp = 0;
-        uint32_t k;
-        st = read_varint(body, blen, bp, k);
-        if (st) return varint_fail(st);
-        if (k < 1 || k > std::min<size_t>(kMaxLanes, cnt))
-            return parse_fail(kCorrupt, "segment declares an impossible number of lanes");
-        if (bp + 4 * (size_t)k > blen) return parse_fail(kCorrupt, "segment header is cut short");
-        const size_t first = lanes.size();
-        for (uint32_t l = 0; l < k; ++l) {
-            DecodeLane L{};
-            std::memcpy(&L.state, body + bp + 4 * l, 4);
-            L.seg_start = s0;
-            L.seg_count = (uint32_t)cnt;
-            L.k = k;
-            L.l = l;
-            lanes.push_back(L);
-        }
-        bp += 4 * (size_t)k;
-        uint64_t total = 0;
-        for (uint32_t l = 0; l < k; ++l) {
-            uint32_t c;
-            st = read_varint(body, blen, bp, c);
-            if (st) return varint_fail(st);
-            lanes[first + l].count = c;
-            total += c;
-        }
-        if (bp + 2 * total != blen) return parse_fail(kCorrupt, "segment word counts do not match its length");
-        for (uint32_t l = 0; l < k; ++l)
-            if (lanes[first + l].state < kRansL) return parse_fail(kCorrupt, "rANS lane state out of range");
-        const size_t w0 = words.size();
-        words.resize(w0 + (size_t)total);
-        if (total) std::memcpy(words.data() + w0, body + bp, 2 * (size_t)total);
-        uint64_t off = w0;
-        for (uint32_t l = 0; l < k; ++l) {
-            lanes[first + l].word_off = off;
-            off += lanes[first + l].count;
-        }
-    }
-    words.resize(words.size() + kWordPad, 0);
+    for (auto& sp : spans) sp.body += pos;
     return ParseError{};
 }
+
+// Symbols in segment s.
+RANS_HD uint32_t seg_symbols(uint64_t s, uint64_t seg_n, uint64_t n) {
+    const uint64_t rest = n - s * seg_n;
+    return (uint32_t)(rest < seg_n ? rest : seg_n);
+}
+
+RANS_HD uint32_t load_u32le(const uint8_t* b) {
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+// Stage 1 (one thread per segment): the segment's number of lanes k (cnt = its symbols).
+RANS_HD int seg_head(const uint8_t* body, uint32_t blen, uint32_t cnt, uint32_t& k) {
+    size_t bp = 0;
+    k = 0;
+    const int st = read_varint(body, blen, bp, k);
+    if (st) return st == kTruncated ? kSegVarintTruncated : kSegVarintCorrupt;
+    const uint32_t max_k = cnt < kMaxLanes ? cnt : kMaxLanes;
+    if (k < 1 || k > max_k) return kSegBadLanes;
+    if (bp + 4 * (size_t)k > blen) return kSegHeaderShort;
+    return kSegOk;
+}
+
+// Stage 2 (one thread per segment whose head parsed): validates the lane states and word counts
+// and writes the segment's k lanes to lanes[0, k). A failing segment gets empty lanes, so that the
+// decode kernel stays in bounds. body_off is the body's offset in the payload; the segment's words
+// (n_words of them, from payload byte words_byte) are packed to word (words_byte + 1) / 2, which
+// keeps segments disjoint (their word regions are at least 6 header bytes apart).
+RANS_HD int seg_lanes(const uint8_t* body, uint64_t body_off, uint32_t blen, uint64_t seg_start, uint32_t cnt,
+                      uint32_t k, DecodeLane* lanes, uint64_t& words_byte, uint64_t& n_words) {
+    size_t bp = 0;
+    uint32_t kk = 0;
+    read_varint(body, blen, bp, kk);  // checked by seg_head
+    const size_t states = bp;
+    bp += 4 * (size_t)k;
+    uint64_t total = 0;
+    int code = kSegOk;
+    const size_t counts = bp;
+    for (uint32_t l = 0; l < k && code == kSegOk; ++l) {
+        uint32_t c = 0;
+        const int st = read_varint(body, blen, bp, c);
+        if (st) code = st == kTruncated ? kSegVarintTruncated : kSegVarintCorrupt;
+        total += c;
+    }
+    if (code == kSegOk && bp + 2 * total != blen) code = kSegCountMismatch;
+    for (uint32_t l = 0; l < k && code == kSegOk; ++l)
+        if (load_u32le(body + states + 4 * (size_t)l) < kRansL) code = kSegBadState;
+    words_byte = body_off + bp;
+    n_words = code == kSegOk ? total : 0;
+    uint64_t off = (words_byte + 1) / 2;
+    size_t cp = counts;
+    for (uint32_t l = 0; l < k; ++l) {
+        DecodeLane L{};
+        L.k = k;
+        L.l = l;
+        L.seg_start = seg_start;
+        if (code == kSegOk) {
+            uint32_t c = 0;
+            read_varint(body, blen, cp, c);
+            L.word_off = off;
+            L.count = c;
+            L.state = load_u32le(body + states + 4 * (size_t)l);
+            L.seg_count = cnt;
+            off += c;
+        } else {
+            L.state = kRansL;  // an empty lane: no symbols, no words
+        }
+        lanes[l] = L;
+    }
+    return code;
+}
+
+// Word i of a segment's words that start at payload byte words_byte (little endian, any alignment).
+RANS_HD uint16_t pack_word(const uint8_t* payload, uint64_t words_byte, uint64_t i) {
+    const uint8_t* b = payload + words_byte + 2 * i;
+    return (uint16_t)(b[0] | b[1] << 8);
+}
+
+// Packed words of a len-byte payload: every segment's words plus kWordPad words of over-read room.
+inline uint64_t packed_words(size_t len) { return (uint64_t)(len + 1) / 2 + 1 + kWordPad; }
 
 // Lanes of every segment from the per-segment cost estimates; returns the scratch words needed.
 inline uint64_t plan_encode(size_t n, uint64_t seg_n, uint32_t lanes, const std::vector<unsigned long long>& seg_cost,
