@@ -188,17 +188,42 @@ int main(int argc, char** argv) {
             if (v < -kMaxSymbolMagnitude) v = -kMaxSymbolMagnitude;
             sym[j] = (int32_t)v;
         }
-        static const uint32_t lane_opts[] = {0, 0, 1, 2, 3, 32, 1024};
+        static const uint32_t lane_opts[] = {0, 0, 1, 2, 3, 8, 16, 32, 1024};
         static const uint32_t seg_opts[] = {1, 7, 64, 65536};
-        const uint32_t lanes = lane_opts[r.below(7)];
+        const uint32_t lanes = lane_opts[r.below(9)];
         const uint32_t seg = seg_opts[r.below(4)];
         std::vector<uint8_t> payload;
         if (encode_payload(P, sym.data(), idx.data(), n, lanes, seg, 1 + r.below(2), payload) != kOk) {
             std::fprintf(stderr, "encode failed\n");
             return 1;
         }
+        if (n) {  // a bad index or symbol anywhere: the same error from the scalar and AVX2 encoders
+            std::vector<int32_t> bi = idx, bs = sym;
+            bi[r.below((uint32_t)n)] = r.below(2) ? (int32_t)T : -1 - (int32_t)r.below(5);
+            bs[r.below((uint32_t)n)] = r.below(2) ? (int32_t)kMaxSymbolMagnitude + 1 : -(int32_t)kMaxSymbolMagnitude - 1;
+            std::vector<uint8_t> junk;
+            for (const auto* v : {&bi, &bs}) {
+                const bool is_idx = v == &bi;
+                const int a = encode_payload(P, (is_idx ? sym : bs).data(), (is_idx ? bi : idx).data(), n, lanes, seg, 1,
+                                             junk, false);
+                const int b = encode_payload(P, (is_idx ? sym : bs).data(), (is_idx ? bi : idx).data(), n, lanes, seg, 1,
+                                             junk, true);
+                if (a != b || a != (is_idx ? kBadIndex : kBadSymbol)) {
+                    std::fprintf(stderr, "encoders disagree on bad input: %d vs %d (iteration %d)\n", a, b, it);
+                    return 1;
+                }
+            }
+        }
+        std::vector<uint8_t> vpayload;  // the AVX2 encoder (where the CPU has it): the same bytes
+        if (encode_payload(P, sym.data(), idx.data(), n, lanes, seg, 1 + r.below(2), vpayload, true) != kOk ||
+            vpayload != payload) {
+            std::fprintf(stderr, "AVX2 and scalar encoders disagree (iteration %d)\n", it);
+            return 1;
+        }
+        SimdTables S;
+        build_simd_tables(P, S);
         std::vector<int32_t> out(n + 1);
-        DecError e = decode_payload(P, payload.data(), payload.size(), idx.data(), n, out.data(), 1 + r.below(2));
+        DecError e = decode_payload(P, payload.data(), payload.size(), idx.data(), n, out.data(), 1 + r.below(2), &S);
         if (e.status != kOk || !std::equal(sym.begin(), sym.end(), out.begin())) {
             std::fprintf(stderr, "round trip failed (iteration %d): %s\n", it, e.msg);
             return 1;
@@ -254,6 +279,12 @@ int main(int argc, char** argv) {
             if (buf) std::memcpy(buf, exact.data(), exact.size());
             std::vector<int32_t> o(n ? n : 1);
             DecError d = decode_payload(P, buf, exact.size(), idx.data(), n, o.data(), 1 + r.below(2));
+            std::vector<int32_t> vo(n ? n : 1);  // the AVX2 rows (where the CPU has them): same verdict
+            const DecError dv = decode_payload(P, buf, exact.size(), idx.data(), n, vo.data(), 1 + r.below(2), &S);
+            if (dv.status != d.status || std::strcmp(dv.msg, d.msg) != 0 || (d.status == kOk && vo != o)) {
+                std::fprintf(stderr, "AVX2 and scalar decoders disagree on a hostile stream (iteration %d)\n", it);
+                return 1;
+            }
             std::vector<int32_t> go;
             const bool gpu_ok = gpu_decode_checked(P, buf, exact.size(), idx, d, go);
             delete[] buf;

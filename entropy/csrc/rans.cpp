@@ -25,6 +25,7 @@ struct TruncatedError : std::runtime_error {
 
 struct PyTables {
     Prepared p;
+    SimdTables simd;  // the AVX2 decoder's copies (simd.usable false where the tables are too large)
 };
 
 using I32Vec = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
@@ -37,7 +38,7 @@ unsigned to_threads(int64_t threads) {
 }
 
 nb::bytes encode(const PyTables& t, I32Vec symbols, I32Vec indexes, int64_t lanes, int64_t segment_symbols,
-                 int64_t threads) {
+                 int64_t threads, bool vector) {
     const size_t n = symbols.shape(0);
     if (indexes.shape(0) != n)
         throw std::invalid_argument("symbols (" + std::to_string(n) + ") and indexes (" +
@@ -53,7 +54,7 @@ nb::bytes encode(const PyTables& t, I32Vec symbols, I32Vec indexes, int64_t lane
     {
         nb::gil_scoped_release release;
         st = encode_payload(t.p, symbols.data(), indexes.data(), n, (uint32_t)lanes, (uint64_t)segment_symbols, th,
-                            out);
+                            out, vector);
     }
     if (st == kBadIndex)
         throw std::invalid_argument("table index out of range 0.." + std::to_string(t.p.T - 1));
@@ -62,7 +63,7 @@ nb::bytes encode(const PyTables& t, I32Vec symbols, I32Vec indexes, int64_t lane
     return nb::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
 
-OutVec decode(const PyTables& t, nb::bytes data, I32Vec indexes, int64_t threads) {
+OutVec decode(const PyTables& t, nb::bytes data, I32Vec indexes, int64_t threads, bool vector) {
     const size_t n = indexes.shape(0);
     unsigned th = to_threads(threads);
     std::unique_ptr<int32_t[]> buf(new int32_t[n ? n : 1]);
@@ -70,7 +71,7 @@ OutVec decode(const PyTables& t, nb::bytes data, I32Vec indexes, int64_t threads
     {
         nb::gil_scoped_release release;
         err = decode_payload(t.p, reinterpret_cast<const uint8_t*>(data.c_str()), data.size(), indexes.data(), n,
-                             buf.get(), th);
+                             buf.get(), th, vector ? &t.simd : nullptr);
     }
     switch (err.status) {
         case kOk:
@@ -106,20 +107,25 @@ NB_MODULE(_rans, m) {
                 std::string e = prepare_tables(cdf.data(), (int64_t)cdf.shape(0), (int64_t)cdf.shape(1),
                                                sizes.data(), offsets.data(), p);
                 if (!e.empty()) throw std::invalid_argument(e);
-                new (self) PyTables{std::move(p)};
+                auto* t = new (self) PyTables{std::move(p), SimdTables{}};
+                build_simd_tables(t->p, t->simd);
             },
             "cdf"_a, "sizes"_a, "offsets"_a,
             "cdf: int32 [T, W]; sizes: int32 [T]; offsets: int32 [T] (see ncodec.entropy.tables.TableSet).")
         .def("__len__", [](const PyTables& t) { return t.p.T; })
         .def_prop_ro("nbytes", [](const PyTables& t) {
             return t.p.info.size() * sizeof(TableInfo) + t.p.cdf.size() * 4 + t.p.enc.size() * sizeof(EncSym) +
-                   t.p.lut.size() * 2;
+                   t.p.lut.size() * 2 + (t.simd.lut_shift.size() + t.simd.value.size() + t.simd.bucket.size() +
+                                         t.simd.entry.size()) * 4;
         });
 
     m.def("encode", &encode, "tables"_a, "symbols"_a, "indexes"_a, "lanes"_a = 0, "segment_symbols"_a = 65536,
-          "threads"_a = 0,
-          "Encodes int32 symbols [N] with int32 table indexes [N]; returns the rANS payload (bytes).");
-    m.def("decode", &decode, "tables"_a, "data"_a, "indexes"_a, "threads"_a = 0,
-          "Decodes a payload; returns int32 [N] (N = indexes.size). Raises CorruptError/TruncatedError.");
+          "threads"_a = 0, "vector"_a = true,
+          "Encodes int32 symbols [N] with int32 table indexes [N]; returns the rANS payload (bytes). vector=False "
+          "keeps to scalar code (the AVX2 path writes the same bytes).");
+    m.def("decode", &decode, "tables"_a, "data"_a, "indexes"_a, "threads"_a = 0, "vector"_a = true,
+          "Decodes a payload; returns int32 [N] (N = indexes.size). Raises CorruptError/TruncatedError. "
+          "vector=False keeps to the scalar rows (the AVX2 rows give the same symbols and errors).");
+    m.attr("HAS_AVX2") = NCODEC_HAVE_AVX2_PATH && cpu_has_avx2();
     m.attr("MAX_LANES") = kMaxLanes;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,14 @@
 #error "ncodec's rANS coder assumes a little-endian host"
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define NCODEC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define NCODEC_UNLIKELY(x) (x)
+#endif
+
+#include "rans_simd.hpp"  // uses NCODEC_UNLIKELY
+
 namespace ncodec {
 namespace rans {
 
@@ -25,12 +34,6 @@ namespace rans {
 #endif
 #ifndef NCODEC_LANE_PAD
 #define NCODEC_LANE_PAD 72  // words between lanes' encode buffers: avoids 4K aliasing of their stores
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define NCODEC_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define NCODEC_UNLIKELY(x) (x)
 #endif
 
 enum ExtraStatus : int { kBadIndex = 3, kBadSymbol = 4, kNoMemory = 5 };
@@ -74,11 +77,12 @@ struct EncScratch {
     std::vector<uint16_t> words;
     std::vector<uint32_t> x;
     std::vector<uint16_t*> p;
+    std::vector<int32_t> po;  // word offsets of the lanes (AVX2 rows)
 };
 
 // Encodes one segment into `body`. Returns kOk, kBadIndex or kBadSymbol.
 inline int encode_segment(const Prepared& P, const int32_t* sym, const int32_t* idx, size_t n, uint32_t lanes,
-                          EncScratch& sc, std::vector<uint8_t>& body) {
+                          EncScratch& sc, std::vector<uint8_t>& body, bool simd = false) {
     const TableInfo* info = P.info.data();
     const EncSym* enc = P.enc.data();
     const uint8_t* costs = P.cost.data();
@@ -87,7 +91,11 @@ inline int encode_segment(const Prepared& P, const int32_t* sym, const int32_t* 
     uint32_t* E = sc.entry.data();
     uint64_t cost = 0;
     uint32_t bad_idx = 0, bad_sym = 0, n_esc = 0;
-    for (size_t j = 0; j < n; ++j) {  // branch-free: entry, cost, escape count, validity
+    size_t j0 = 0;
+#if NCODEC_HAVE_AVX2_PATH
+    if (simd && cpu_has_avx2()) j0 = encode_entries_avx2(P, sym, idx, n, E, cost, bad_idx, bad_sym, n_esc);
+#endif
+    for (size_t j = j0; j < n; ++j) {  // branch-free: entry, cost, escape count, validity
         uint32_t t = (uint32_t)idx[j];
         int32_t v = sym[j];
         bad_idx |= t >= T;
@@ -136,7 +144,17 @@ inline int encode_segment(const Prepared& P, const int32_t* sym, const int32_t* 
         }
     };
     for (uint32_t l = 0; l < rem; ++l) put(rows * k + l, l);
-    for (size_t r = rows; r-- > 0;) {
+    size_t rows_left = rows;
+#if NCODEC_HAVE_AVX2_PATH
+    if (simd && k % 8 == 0 && rows && total < (size_t(1) << 31) && cpu_has_avx2()) {
+        sc.po.resize(k);
+        for (uint32_t l = 0; l < k; ++l) sc.po[l] = (int32_t)(Pp[l] - W);
+        encode_rows_avx2(P, k, rows, E, sym, idx, X, sc.po.data(), W);
+        for (uint32_t l = 0; l < k; ++l) Pp[l] = W + sc.po[l];
+        rows_left = 0;
+    }
+#endif
+    for (size_t r = rows_left; r-- > 0;) {
         const size_t base = r * k;
         for (uint32_t l = 0; l < k; ++l) put(base + l, l);
     }
@@ -164,7 +182,7 @@ inline int encode_segment(const Prepared& P, const int32_t* sym, const int32_t* 
 
 // Encodes a whole payload. Returns kOk, kBadIndex or kBadSymbol (or kNoMemory).
 inline int encode_payload(const Prepared& P, const int32_t* sym, const int32_t* idx, size_t n, uint32_t lanes,
-                          uint64_t seg_n, unsigned threads, std::vector<uint8_t>& out) {
+                          uint64_t seg_n, unsigned threads, std::vector<uint8_t>& out, bool simd = false) {
     const size_t n_seg = n ? (size_t)((n + seg_n - 1) / seg_n) : 0;
     std::vector<std::vector<uint8_t>> bodies(n_seg);
     std::vector<int> status(n_seg, kOk);
@@ -176,7 +194,7 @@ inline int encode_payload(const Prepared& P, const int32_t* sym, const int32_t* 
         size_t cnt = (size_t)std::min<uint64_t>(seg_n, n - s0);
         try {
             EncScratch& sc = w ? scratch[w - 1] : caller_scratch;
-            status[s] = encode_segment(P, sym + s0, idx + s0, cnt, lanes, sc, bodies[s]);
+            status[s] = encode_segment(P, sym + s0, idx + s0, cnt, lanes, sc, bodies[s], simd);
         } catch (const std::exception&) {
             status[s] = kNoMemory;
         }
@@ -209,6 +227,7 @@ constexpr size_t kWordPad = kMaxOpsPerSymbol * kCheckRows + 16;
 struct DecScratch {
     std::vector<uint16_t> words;
     std::vector<uint32_t> x, s, v;
+    std::vector<int32_t> po;  // word offsets of the lanes (AVX2 rows)
     std::vector<const uint16_t*> p, end;
 };
 
@@ -219,9 +238,21 @@ struct DecError {
 
 inline DecError dec_fail(int st, const char* m) { return DecError{st, m}; }
 
-// Decodes one segment body (bounds-checked: the input is untrusted).
-inline DecError decode_segment(const Prepared& Pr, const uint8_t* body, size_t len, const int32_t* idx,
-                               int32_t* out, size_t n, DecScratch& sc) {
+// One segment being decoded: its lanes' states and word pointers live in the scratch.
+struct SegRun {
+    DecScratch* sc = nullptr;
+    const int32_t* idx = nullptr;
+    int32_t* out = nullptr;
+    size_t n = 0, rows = 0, rem = 0, r = 0;  // symbols, full rows, lanes of the last partial row, rows done
+    uint32_t k = 0;
+    bool ok = true;        // no escaped value out of range so far
+    bool overrun = false;  // a lane read past its words
+    bool simd = false;     // rows by decode_rows_avx2 (words addressed by sc->po offsets)
+};
+
+// Parses a segment body's lane table (bounds-checked: the input is untrusted) and sets up its lanes.
+inline DecError segment_begin(const uint8_t* body, size_t len, const int32_t* idx, int32_t* out, size_t n,
+                              DecScratch& sc, const SimdTables* simd, SegRun& run) {
     size_t pos = 0;
     uint32_t k;
     int st = read_varint(body, len, pos, k);
@@ -256,25 +287,49 @@ inline DecError decode_segment(const Prepared& Pr, const uint8_t* body, size_t l
         off += counts[l];
         sc.end[l] = W + off;
     }
+    sc.s.resize(k);
+    sc.v.resize(k);
+    run = SegRun{};
+    run.sc = &sc;
+    run.idx = idx;
+    run.out = out;
+    run.n = n;
+    run.k = k;
+    run.rows = n / k;
+    run.rem = n % k;
+#if NCODEC_HAVE_AVX2_PATH
+    // AVX2 rows when the lanes form groups of 8 and the word offsets fit int32 (fewer lanes per
+    // group were measured slower than the scalar rows).
+    run.simd = simd && simd->usable && k % 8 == 0 && run.rows && total + kWordPad < (uint64_t(1) << 31) &&
+               cpu_has_avx2();
+    if (run.simd) {
+        sc.po.resize(k);
+        for (uint32_t l = 0; l < k; ++l) sc.po[l] = (int32_t)(sc.p[l] - W);
+    }
+#else
+    (void)simd;
+#endif
+    return DecError{};
+}
 
+// Scalar rows of a segment, in blocks of kCheckRows with an overrun check after each block.
+inline void segment_rows_scalar(const Prepared& Pr, SegRun& run) {
     const TableInfo* info = Pr.info.data();
     const uint32_t* cdf = Pr.cdf.data();
     const uint16_t* lut = Pr.lut.data();
+    DecScratch& sc = *run.sc;
+    const uint32_t k = run.k;
     uint32_t* X = sc.x.data();
     const uint16_t** Pp = sc.p.data();
     const uint16_t* const* Ep = sc.end.data();
-    const size_t rows = n / k, rem = n % k;
-    sc.s.resize(k);
-    sc.v.resize(k);
     uint32_t* S = sc.s.data();
     uint32_t* V = sc.v.data();
-    bool ok = true;
-    auto overrun = [&]() {
-        for (uint32_t l = 0; l < k; ++l)
-            if (Pp[l] > Ep[l]) return true;
-        return false;
-    };
-    for (size_t r = 0; r < rows && ok;) {
+    const int32_t* const idx = run.idx;
+    int32_t* const out = run.out;
+    const size_t rows = run.rows;
+    bool ok = run.ok, overrun = false;
+    size_t r = run.r;
+    while (r < rows && ok && !overrun) {
         const size_t rend = std::min(rows, r + kCheckRows);
         for (; r < rend; ++r) {
             const size_t base = r * k;
@@ -310,12 +365,66 @@ inline DecError decode_segment(const Prepared& Pr, const uint8_t* body, size_t l
             for (uint32_t l = 0; l < k; ++l) ok &= dec_value(X[l], Pp[l], info[ib[l]], cdf, lut, ob[l]);
 #endif
         }
-        if (overrun()) return dec_fail(kCorrupt, "rANS lane ran out of words: the payload is corrupt");
+        for (uint32_t l = 0; l < k; ++l) overrun |= Pp[l] > Ep[l];
     }
-    if (!ok) return dec_fail(kCorrupt, "escaped symbol out of range: the payload is corrupt");
-    for (uint32_t l = 0; l < rem; ++l)
-        ok &= dec_value(X[l], Pp[l], info[idx[rows * k + l]], cdf, lut, out[rows * k + l]);
-    if (overrun()) return dec_fail(kCorrupt, "rANS lane ran out of words: the payload is corrupt");
+    run.r = r;
+    run.ok = ok;
+    run.overrun = overrun;
+}
+
+constexpr size_t kLockstep = 2;  // segments decoded in lock-step by one task (AVX2 path; 4 was slower)
+
+#if NCODEC_HAVE_AVX2_PATH
+// AVX2 rows of up to kLockstep segments (decoded in lock-step), block by block: the same blocks,
+// checks and stopping points per segment as segment_rows_scalar.
+inline void segment_rows_avx2(const Prepared& Pr, const SimdTables& S, SegRun* const* runs, int n_runs) {
+    AvxRows u[kLockstep];
+    for (int i = 0; i < n_runs; ++i) {
+        DecScratch& sc = *runs[i]->sc;
+        u[i] = AvxRows{runs[i]->k, 0, 0, sc.x.data(), sc.po.data(), sc.words.data(), runs[i]->idx, runs[i]->out, true};
+    }
+    for (;;) {
+        bool any = false;
+        for (int i = 0; i < n_runs; ++i) {
+            SegRun& run = *runs[i];
+            const bool active = run.r < run.rows && run.ok && !run.overrun;
+            u[i].r = run.r;
+            u[i].rend = active ? std::min(run.rows, run.r + kCheckRows) : run.r;
+            any |= active;
+        }
+        if (!any) break;
+        if (n_runs == 2)
+            decode_block_avx2<2>(Pr, S, u);
+        else
+            decode_block_avx2<1>(Pr, S, u);
+        for (int i = 0; i < n_runs; ++i) {
+            SegRun& run = *runs[i];
+            run.r = u[i].r;
+            run.ok &= u[i].ok;
+            const uint16_t* W = run.sc->words.data();
+            for (uint32_t l = 0; l < run.k; ++l) run.overrun |= W + run.sc->po[l] > run.sc->end[l];
+        }
+    }
+    for (int i = 0; i < n_runs; ++i)
+        for (uint32_t l = 0; l < runs[i]->k; ++l) runs[i]->sc->p[l] = runs[i]->sc->words.data() + runs[i]->sc->po[l];
+}
+#endif
+
+// The remainder row and the final checks of a segment whose rows are done.
+inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
+    if (run.overrun) return dec_fail(kCorrupt, "rANS lane ran out of words: the payload is corrupt");
+    if (!run.ok) return dec_fail(kCorrupt, "escaped symbol out of range: the payload is corrupt");
+    DecScratch& sc = *run.sc;
+    const uint32_t k = run.k;
+    uint32_t* X = sc.x.data();
+    const uint16_t** Pp = sc.p.data();
+    const uint16_t* const* Ep = sc.end.data();
+    bool ok = true;
+    const size_t base = run.rows * k;
+    for (uint32_t l = 0; l < run.rem; ++l)
+        ok &= dec_value(X[l], Pp[l], Pr.info[run.idx[base + l]], Pr.cdf.data(), Pr.lut.data(), run.out[base + l]);
+    for (uint32_t l = 0; l < k; ++l)
+        if (Pp[l] > Ep[l]) return dec_fail(kCorrupt, "rANS lane ran out of words: the payload is corrupt");
     if (!ok) return dec_fail(kCorrupt, "escaped symbol out of range: the payload is corrupt");
     for (uint32_t l = 0; l < k; ++l)
         if (X[l] != kRansL || Pp[l] != Ep[l])
@@ -323,57 +432,119 @@ inline DecError decode_segment(const Prepared& Pr, const uint8_t* body, size_t l
     return DecError{};
 }
 
-// Decodes a whole payload into out[0..n). Checks the indexes first (kBadIndex).
-inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t len, const int32_t* idx, size_t n,
-                               int32_t* out, unsigned threads) {
+// Whether every table index is in range (branch-free).
+inline bool indexes_valid(const Prepared& P, const int32_t* idx, size_t n) {
+#if NCODEC_HAVE_AVX2_PATH
+    if (cpu_has_avx2()) return n == 0 || max_u32_avx2(idx, n) < P.T;
+#endif
     uint32_t bad = 0;
-    const uint32_t T = P.T;
-    for (size_t j = 0; j < n; ++j) bad |= (uint32_t)idx[j] >= T;
-    if (bad) return dec_fail(kBadIndex, "table index out of range");
+    for (size_t j = 0; j < n; ++j) bad |= (uint32_t)idx[j] >= P.T;
+    return !bad;
+}
+
+// Decodes segments [s, s + count) (count <= kLockstep) of a payload, each after checking its
+// indexes; on the AVX2 path they decode in lock-step. errs[i] is segment s + i's result, exactly as
+// if it were decoded alone.
+inline void decode_segments(const Prepared& P, const SimdTables* simd, const uint8_t* bodies,
+                            const uint64_t* start, size_t s, size_t count, const int32_t* idx, int32_t* out,
+                            size_t n, uint64_t seg_n, DecScratch* sc, DecError* errs) {
+    SegRun runs[kLockstep];
+    bool begun[kLockstep] = {};
+    for (size_t i = 0; i < count; ++i) {
+        const size_t s0 = (size_t)((s + i) * seg_n);
+        const size_t cnt = std::min<size_t>(seg_n, n - s0);
+        if (!indexes_valid(P, idx + s0, cnt)) {
+            errs[i] = dec_fail(kBadIndex, "table index out of range");
+            continue;
+        }
+        errs[i] = segment_begin(bodies + start[s + i], (size_t)(start[s + i + 1] - start[s + i]), idx + s0, out + s0,
+                                cnt, sc[i], simd, runs[i]);
+        begun[i] = errs[i].status == kOk;
+    }
+#if NCODEC_HAVE_AVX2_PATH
+    SegRun* vec[kLockstep];
+    int n_vec = 0;
+    for (size_t i = 0; i < count; ++i)
+        if (begun[i] && runs[i].simd) vec[n_vec++] = &runs[i];
+    if (n_vec) segment_rows_avx2(P, *simd, vec, n_vec);
+#endif
+    for (size_t i = 0; i < count; ++i) {
+        if (!begun[i]) continue;
+        if (!runs[i].simd) segment_rows_scalar(P, runs[i]);
+        errs[i] = segment_finish(P, runs[i]);
+    }
+}
+
+// Decodes a whole payload into out[0..n). A bad table index anywhere is reported first (kBadIndex),
+// before any stream error; each task checks its segments' indexes (in parallel, while they are in
+// cache). With `simd` (tables from build_simd_tables) and an AVX2 CPU, segments of 8, 16, ... lanes
+// decode with AVX2.
+inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t len, const int32_t* idx, size_t n,
+                               int32_t* out, unsigned threads, const SimdTables* simd = nullptr) {
+    const DecError bad_index = dec_fail(kBadIndex, "table index out of range");
     size_t pos = 0;
     uint32_t n_stream, seg_n;
     int st = read_varint(data, len, pos, n_stream);
     if (!st) st = read_varint(data, len, pos, seg_n);
-    if (st == kTruncated) return dec_fail(st, "stream ends inside a length field");
-    if (st) return dec_fail(st, "malformed length field (varint)");
-    if (n_stream != n) return dec_fail(kCorrupt, "payload holds a different number of symbols than expected");
-    if (seg_n < 1) return dec_fail(kCorrupt, "segment size is 0");
+    // A framing error is reported only after the indexes are known to be valid.
+    auto fail = [&](int status, const char* msg) { return indexes_valid(P, idx, n) ? dec_fail(status, msg) : bad_index; };
+    if (st == kTruncated) return fail(st, "stream ends inside a length field");
+    if (st) return fail(st, "malformed length field (varint)");
+    if (n_stream != n) return fail(kCorrupt, "payload holds a different number of symbols than expected");
+    if (seg_n < 1) return fail(kCorrupt, "segment size is 0");
     const size_t n_seg = (size_t)((n + seg_n - 1) / seg_n);
-    std::vector<uint64_t> start(n_seg + 1);
+    std::vector<uint64_t> start;
     uint64_t sum = 0;
-    for (size_t s = 0; s < n_seg; ++s) {
+    for (size_t s = 0; s < n_seg; ++s) {  // grows with the bytes actually parsed, not with n_seg
         uint32_t length;
         st = read_varint(data, len, pos, length);
-        if (st == kTruncated) return dec_fail(st, "stream ends inside a length field");
-        if (st) return dec_fail(st, "malformed length field (varint)");
-        start[s] = sum;
+        if (st == kTruncated) return fail(st, "stream ends inside a length field");
+        if (st) return fail(st, "malformed length field (varint)");
+        start.push_back(sum);
         sum += length;
     }
-    start[n_seg] = sum;
-    if (pos + sum > len) return dec_fail(kTruncated, "rANS payload is shorter than its segment table says");
-    if (pos + sum < len) return dec_fail(kCorrupt, "rANS payload has trailing bytes");
+    start.push_back(sum);
+    if (pos + sum > len) return fail(kTruncated, "rANS payload is shorter than its segment table says");
+    if (pos + sum < len) return fail(kCorrupt, "rANS payload has trailing bytes");
     const uint8_t* bodies = data + pos;
     std::vector<DecError> errs(n_seg);
-    const unsigned workers = worker_count(n_seg, threads);
-    std::vector<DecScratch> scratch(workers > 1 ? workers - 1 : 0);
-    static thread_local DecScratch caller_scratch;
+    // Tasks of up to kLockstep segments (decoded in lock-step on the AVX2 path) while every worker
+    // still gets a task; else one segment per task.
+    size_t per = 1;
+    if (simd)
+        while (per < kLockstep && n_seg >= 2 * per * (size_t)worker_count(n_seg, threads)) per *= 2;
+    const size_t n_tasks = (n_seg + per - 1) / per;
+    const unsigned workers = worker_count(n_tasks, threads);
+    std::vector<std::array<DecScratch, kLockstep>> scratch(workers > 1 ? workers - 1 : 0);
+    static thread_local std::array<DecScratch, kLockstep> caller_scratch;
     std::atomic<size_t> first_bad{n_seg};
-    parallel_for(n_seg, workers, [&](size_t s, unsigned w) {
-        if (s > first_bad.load(std::memory_order_relaxed)) return;  // an earlier segment failed
-        size_t s0 = (size_t)s * seg_n;
-        size_t cnt = std::min<size_t>(seg_n, n - s0);
+    std::atomic<bool> any_bad_index{false};
+    parallel_for(n_tasks, workers, [&](size_t task, unsigned w) {
+        const size_t s = task * per;
+        const size_t count = std::min(per, n_seg - s);
+        if (any_bad_index.load(std::memory_order_relaxed)) return;  // the result is kBadIndex
+        if (s > first_bad.load(std::memory_order_relaxed)) {  // an earlier segment failed: indexes only
+            const size_t s0 = (size_t)(s * seg_n);
+            if (!indexes_valid(P, idx + s0, std::min<size_t>(count * seg_n, n - s0))) any_bad_index = true;
+            return;
+        }
         try {
-            errs[s] = decode_segment(P, bodies + start[s], (size_t)(start[s + 1] - start[s]), idx + s0, out + s0,
-                                     cnt, w ? scratch[w - 1] : caller_scratch);
+            decode_segments(P, simd, bodies, start.data(), s, count, idx, out, n, seg_n,
+                            (w ? scratch[w - 1] : caller_scratch).data(), errs.data() + s);
         } catch (const std::exception&) {
-            errs[s] = dec_fail(kNoMemory, "out of memory");
+            for (size_t i = 0; i < count; ++i) errs[s + i] = dec_fail(kNoMemory, "out of memory");
         }
-        if (errs[s].status) {
-            size_t cur = first_bad.load();
-            while (s < cur && !first_bad.compare_exchange_weak(cur, s)) {
+        for (size_t i = 0; i < count; ++i)
+            if (errs[s + i].status == kBadIndex) any_bad_index = true;
+        for (size_t i = 0; i < count; ++i)
+            if (errs[s + i].status) {
+                size_t cur = first_bad.load();
+                while (s + i < cur && !first_bad.compare_exchange_weak(cur, s + i)) {
+                }
+                break;
             }
-        }
     });
+    if (any_bad_index) return bad_index;
     for (auto& e : errs)
         if (e.status) return e;
     return DecError{};
