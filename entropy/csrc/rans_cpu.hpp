@@ -5,14 +5,21 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "rans.hpp"
+
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
 
 #if defined(__BYTE_ORDER__) && (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
 #error "ncodec's rANS coder assumes a little-endian host"
@@ -38,7 +45,84 @@ namespace rans {
 
 enum ExtraStatus : int { kBadIndex = 3, kBadSymbol = 4, kNoMemory = 5 };
 
-// Runs f(task, worker) for task in [0, n_tasks) on up to `threads` threads (0 = all cores).
+// Process-wide parked worker threads for parallel_for: starting threads on every call costs tens of
+// microseconds each, as much as coding a segment, and would cap the speed-up of small payloads.
+// One parallel_for uses the pool at a time (a concurrent one starts its own threads); after a
+// fork() the child gets a fresh pool (the parent's threads do not exist there).
+class WorkerPool {
+public:
+    static WorkerPool& get() {
+        static std::mutex m;
+        static WorkerPool* pool = nullptr;
+        std::lock_guard<std::mutex> lk(m);
+        const long pid = current_pid();
+        if (!pool || pool->pid_ != pid) pool = new WorkerPool(pid);  // never destroyed: threads are detached
+        return *pool;
+    }
+
+    // Runs work(w) for w in [1, helpers] on pool threads and work(0) on the caller; returns when
+    // all are done, or false (nothing run) if the pool is busy or cannot start its threads.
+    bool run(unsigned helpers, const std::function<void(unsigned)>& work) {
+        std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+        if (!busy.owns_lock()) return false;
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            try {
+                while (n_threads_ < helpers) {
+                    std::thread(&WorkerPool::loop, this, n_threads_ + 1, gen_).detach();
+                    ++n_threads_;
+                }
+            } catch (const std::exception&) {
+                if (n_threads_ < helpers) return false;
+            }
+            job_ = &work;
+            active_ = helpers;
+            pending_ = helpers;
+            ++gen_;
+        }
+        cv_.notify_all();
+        work(0);
+        std::unique_lock<std::mutex> lk(m_);
+        done_.wait(lk, [this] { return pending_ == 0; });
+        job_ = nullptr;
+        return true;
+    }
+
+private:
+    explicit WorkerPool(long pid) : pid_(pid) {}
+
+    static long current_pid() {
+#if defined(_WIN32)
+        return 0;
+#else
+        return (long)getpid();
+#endif
+    }
+
+    void loop(unsigned id, uint64_t seen) {
+        std::unique_lock<std::mutex> lk(m_);
+        for (;;) {
+            cv_.wait(lk, [&] { return gen_ != seen; });
+            seen = gen_;
+            if (id > active_) continue;
+            const std::function<void(unsigned)>* job = job_;
+            lk.unlock();
+            (*job)(id);
+            lk.lock();
+            if (--pending_ == 0) done_.notify_one();
+        }
+    }
+
+    const long pid_;
+    std::mutex busy_, m_;
+    std::condition_variable cv_, done_;
+    unsigned n_threads_ = 0, active_ = 0, pending_ = 0;
+    uint64_t gen_ = 0;
+    const std::function<void(unsigned)>* job_ = nullptr;
+};
+
+// Runs f(task, worker) for task in [0, n_tasks) on up to `threads` threads (0 = all cores). f must
+// not throw.
 template <class F>
 inline void parallel_for(size_t n_tasks, unsigned threads, F&& f) {
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -55,11 +139,19 @@ inline void parallel_for(size_t n_tasks, unsigned threads, F&& f) {
             f(i, w);
         }
     };
-    std::vector<std::thread> pool;
+    const std::function<void(unsigned)> job = work;
+    if (WorkerPool::get().run(threads - 1, job)) return;
+    std::vector<std::thread> pool;  // the pool is busy (a concurrent call): threads of our own
     pool.reserve(threads - 1);
     for (unsigned w = 1; w < threads; ++w) pool.emplace_back(work, w);
     work(0);
     for (auto& th : pool) th.join();
+}
+
+// Keeps a thread's reusable scratch from holding on to the memory of an unusually large call.
+template <class V>
+inline void trim(V& v, size_t max_bytes = size_t(64) << 20) {
+    if (v.capacity() * sizeof(typename V::value_type) > max_bytes) V().swap(v);
 }
 
 inline unsigned worker_count(size_t n_tasks, unsigned threads) {
@@ -187,17 +279,18 @@ inline int encode_payload(const Prepared& P, const int32_t* sym, const int32_t* 
     std::vector<std::vector<uint8_t>> bodies(n_seg);
     std::vector<int> status(n_seg, kOk);
     const unsigned workers = worker_count(n_seg, threads);
-    std::vector<EncScratch> scratch(workers > 1 ? workers - 1 : 0);
-    static thread_local EncScratch caller_scratch;  // the calling thread's, reused across calls
-    parallel_for(n_seg, workers, [&](size_t s, unsigned w) {
+
+    parallel_for(n_seg, workers, [&](size_t s, unsigned) {
         size_t s0 = (size_t)(s * seg_n);
         size_t cnt = (size_t)std::min<uint64_t>(seg_n, n - s0);
+        static thread_local EncScratch sc;  // each thread's, reused across calls (pool threads persist)
         try {
-            EncScratch& sc = w ? scratch[w - 1] : caller_scratch;
             status[s] = encode_segment(P, sym + s0, idx + s0, cnt, lanes, sc, bodies[s], simd);
         } catch (const std::exception&) {
             status[s] = kNoMemory;
         }
+        trim(sc.entry);
+        trim(sc.words);
     });
     for (int st : status)
         if (st == kBadIndex) return st;
@@ -515,11 +608,11 @@ inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t le
         while (per < kLockstep && n_seg >= 2 * per * (size_t)worker_count(n_seg, threads)) per *= 2;
     const size_t n_tasks = (n_seg + per - 1) / per;
     const unsigned workers = worker_count(n_tasks, threads);
-    std::vector<std::array<DecScratch, kLockstep>> scratch(workers > 1 ? workers - 1 : 0);
-    static thread_local std::array<DecScratch, kLockstep> caller_scratch;
+
     std::atomic<size_t> first_bad{n_seg};
     std::atomic<bool> any_bad_index{false};
-    parallel_for(n_tasks, workers, [&](size_t task, unsigned w) {
+    parallel_for(n_tasks, workers, [&](size_t task, unsigned) {
+        static thread_local std::array<DecScratch, kLockstep> scratch;  // each thread's (pool threads persist)
         const size_t s = task * per;
         const size_t count = std::min(per, n_seg - s);
         if (any_bad_index.load(std::memory_order_relaxed)) return;  // the result is kBadIndex
@@ -530,10 +623,11 @@ inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t le
         }
         try {
             decode_segments(P, simd, bodies, start.data(), s, count, idx, out, n, seg_n,
-                            (w ? scratch[w - 1] : caller_scratch).data(), errs.data() + s);
+                            scratch.data(), errs.data() + s);
         } catch (const std::exception&) {
             for (size_t i = 0; i < count; ++i) errs[s + i] = dec_fail(kNoMemory, "out of memory");
         }
+        for (auto& sc : scratch) trim(sc.words);
         for (size_t i = 0; i < count; ++i)
             if (errs[s + i].status == kBadIndex) any_bad_index = true;
         for (size_t i = 0; i < count; ++i)
