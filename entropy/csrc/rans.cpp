@@ -3,12 +3,18 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "rans_cpu.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -63,10 +69,32 @@ nb::bytes encode(const PyTables& t, I32Vec symbols, I32Vec indexes, int64_t lane
     return nb::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
 
+// The decoder's output array (released with std::free). Large ones are 2 MiB aligned and marked for
+// transparent huge pages: the first writes then fault a few huge pages instead of thousands of
+// 4 KiB ones, which costs a third of the decoding time of 10^7 symbols in a VM.
+int32_t* alloc_out(size_t n) {
+    const size_t bytes = std::max<size_t>(n, 1) * sizeof(int32_t);
+    void* p = nullptr;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr size_t huge = size_t(2) << 20;
+    if (bytes >= 2 * huge) {
+        const size_t rounded = (bytes + huge - 1) & ~(huge - 1);
+        if (posix_memalign(&p, huge, rounded) == 0) {
+            madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
+            return static_cast<int32_t*>(p);
+        }
+        p = nullptr;
+    }
+#endif
+    p = std::malloc(bytes);
+    if (!p) throw std::bad_alloc();
+    return static_cast<int32_t*>(p);
+}
+
 OutVec decode(const PyTables& t, nb::bytes data, I32Vec indexes, int64_t threads, bool vector) {
     const size_t n = indexes.shape(0);
     unsigned th = to_threads(threads);
-    std::unique_ptr<int32_t[]> buf(new int32_t[n ? n : 1]);
+    std::unique_ptr<int32_t, void (*)(void*)> buf(alloc_out(n), std::free);
     DecError err;
     {
         nb::gil_scoped_release release;
@@ -86,7 +114,7 @@ OutVec decode(const PyTables& t, nb::bytes data, I32Vec indexes, int64_t threads
             throw std::bad_alloc();
     }
     int32_t* raw = buf.release();
-    nb::capsule owner(raw, [](void* p) noexcept { delete[] static_cast<int32_t*>(p); });
+    nb::capsule owner(raw, [](void* p) noexcept { std::free(p); });
     return OutVec(raw, {n}, owner);
 }
 
