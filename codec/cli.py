@@ -60,7 +60,11 @@ def get_parser() -> argparse.ArgumentParser:
     be = bsub.add_parser("entropy", help="rANS coders vs constriction and CompressAI")
     be.add_argument("--json", action="store_true")
     be.add_argument("--threads", type=int, default=None)
-    be.add_argument("--large", action="store_true", help="also run 10^7 symbols")
+    be.add_argument("--large", action="store_true", help="code 10^7 symbols")
+    be.add_argument("--symbols", type=int, default=None, help="number of symbols (default 192*48*64)")
+    be.add_argument("--repeat", type=int, default=3, help="timed repetitions (the best is reported)")
+    be.add_argument("--only", default=None, help="comma-separated coder names (default: all)")
+    be.add_argument("--lanes", type=int, default=0, help="lanes per segment for ncodec (0: auto)")
     bi = bsub.add_parser("image", help="image encode/decode time vs CompressAI mbt2018-mean")
     bi.add_argument("--images", type=Path, default=None, help="folder of images (default: Kodak)")
     bi.add_argument("--limit", type=int, default=6)
@@ -147,7 +151,19 @@ def _run(args: argparse.Namespace) -> int:
         if args.what == "entropy":
             from ncodec.entropy.bench import run_entropy_bench
 
-            run_entropy_bench(threads=args.threads, as_json=args.json, large=args.large)
+            only = args.only.split(",") if args.only else None
+            try:
+                run_entropy_bench(
+                    args.symbols,
+                    args.threads,
+                    args.repeat,
+                    args.json,
+                    large=args.large,
+                    only=only,
+                    lanes=args.lanes,
+                )
+            except ValueError as e:  # an unknown coder name, or bad sizes
+                return fatal(str(e), EXIT_USAGE)
             return EXIT_OK
         if args.what == "audio":
             from ncodec.codec.bench_audio import run_audio_bench

@@ -108,3 +108,14 @@ def test_console_script_and_module_run(tmp_path, stream):
         timeout=300,
     )
     assert r.returncode == 4 and r.stderr.startswith("ncodec: error:") and len(r.stderr.splitlines()) == 1
+
+
+def test_bench_entropy_json_and_unknown_coder(capsys) -> None:
+    code, out, _ = run(
+        capsys, "bench", "entropy", "--json", "--symbols", "5000", "--repeat", "1", "--only", "ncodec_cpp_1t"
+    )
+    assert code == 0
+    assert set(json.loads(out)["coders"]) == {"ncodec_cpp_1t"}
+    code, _, err = run(capsys, "bench", "entropy", "--only", "no_such_coder")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("ncodec: error: unknown or unavailable coders")
