@@ -50,7 +50,7 @@ X="env PYTHONPATH=$R/runs/ext:$R/runs/site"
 if [ "$PHASE" = first ] && [ -f runs/ext/.ok ]; then
   $X python3 -m pytest -q -x -p no:cacheprovider tests/test_rans_cuda.py tests/test_rans_api.py tests/test_rans_equivalence.py 2>&1 | tail -15
   $X python3 -m pytest -q -p no:cacheprovider tests/test_image_codec.py tests/test_golden_image.py 2>&1 | tail -15
-  $X python3 -m ncodec.entropy.bench --symbols 10000000 --only ncodec_cpp_mt,ncodec_cuda --repeat 2 2>&1 | tail -6
+  $X python3 -m ncodec.entropy.bench --symbols 10000000 --only ncodec_cpp_mt,ncodec_cuda,ncodec_cuda_resident --repeat 2 2>&1 | tail -6
 fi
 wait $TP; echo "train rc=$?"; tail -3 "$OUT/train_$PHASE.log"
 PYTHONPATH=$R/runs/site:$R/runs/pkg python3 -c "
@@ -58,7 +58,10 @@ from pathlib import Path; from ncodec.models.train import split_checkpoint
 print(split_checkpoint(Path('$CK/checkpoint.safetensors'), Path('$OUT')))"
 if [ "$PHASE" = last ] && [ -f runs/ext/.ok ]; then
   $X python3 -m pytest -q -p no:cacheprovider tests/test_rans_cuda.py tests/test_image_codec.py 2>&1 | tail -5
-  $X python3 -m ncodec.entropy.bench --symbols 100000000 --only ncodec_cpp_1t,ncodec_cpp_mt,ncodec_cuda --repeat 3 --json > "$OUT/bench_1e8.json" 2>&1; tail -c 1500 "$OUT/bench_1e8.json"
+  $X python3 -m ncodec.entropy.bench --symbols 100000000 --only ncodec_cpp_1t,ncodec_cpp_mt,ncodec_cuda,ncodec_cuda_resident --repeat 3 --json > "$OUT/bench_1e8.json" 2>&1; tail -c 2000 "$OUT/bench_1e8.json"
+  for L in 32 128; do  # GPU lane profiles: more lanes per segment, more GPU threads, a little more size
+    $X python3 -m ncodec.entropy.bench --symbols 100000000 --only ncodec_cuda_resident --lanes $L --repeat 3 2>&1 | tail -3
+  done
   $X python3 -m ncodec.entropy.bench --json > "$OUT/bench_default.json" 2>&1; tail -c 600 "$OUT/bench_default.json"
   $X python3 -m ncodec.codec.cli bench image --images tests/data --limit 2 --device cuda 2>&1 | tail -8
 fi
