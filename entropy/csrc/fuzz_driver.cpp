@@ -214,14 +214,27 @@ int main(int argc, char** argv) {
                 }
             }
         }
+        SimdTables S;
+        build_simd_tables(P, S);
+        if (n) {  // a bad index, with a good or a damaged stream: kBadIndex from both decoders
+            std::vector<int32_t> bi = idx;
+            bi[r.below((uint32_t)n)] = (int32_t)T + (int32_t)r.below(3);
+            std::vector<uint8_t> damaged = payload;
+            if (r.below(2) && !damaged.empty()) damaged[r.below((uint32_t)damaged.size())] ^= 0x40;
+            std::vector<int32_t> o1(n), o2(n);
+            const DecError a = decode_payload(P, damaged.data(), damaged.size(), bi.data(), n, o1.data(), 1);
+            const DecError b = decode_payload(P, damaged.data(), damaged.size(), bi.data(), n, o2.data(), 2, &S);
+            if (a.status != kBadIndex || b.status != kBadIndex) {
+                std::fprintf(stderr, "a bad index gave %d / %d (iteration %d)\n", a.status, b.status, it);
+                return 1;
+            }
+        }
         std::vector<uint8_t> vpayload;  // the AVX2 encoder (where the CPU has it): the same bytes
         if (encode_payload(P, sym.data(), idx.data(), n, lanes, seg, 1 + r.below(2), vpayload, true) != kOk ||
             vpayload != payload) {
             std::fprintf(stderr, "AVX2 and scalar encoders disagree (iteration %d)\n", it);
             return 1;
         }
-        SimdTables S;
-        build_simd_tables(P, S);
         std::vector<int32_t> out(n + 1);
         DecError e = decode_payload(P, payload.data(), payload.size(), idx.data(), n, out.data(), 1 + r.below(2), &S);
         if (e.status != kOk || !std::equal(sym.begin(), sym.end(), out.begin())) {

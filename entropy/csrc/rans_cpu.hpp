@@ -331,6 +331,16 @@ struct DecError {
 
 inline DecError dec_fail(int st, const char* m) { return DecError{st, m}; }
 
+// Whether every table index is in range (branch-free).
+inline bool indexes_valid(const Prepared& P, const int32_t* idx, size_t n) {
+#if NCODEC_HAVE_AVX2_PATH
+    if (cpu_has_avx2()) return n == 0 || max_u32_avx2(idx, n) < P.T;
+#endif
+    uint32_t bad = 0;
+    for (size_t j = 0; j < n; ++j) bad |= (uint32_t)idx[j] >= P.T;
+    return !bad;
+}
+
 // One segment being decoded: its lanes' states and word pointers live in the scratch.
 struct SegRun {
     DecScratch* sc = nullptr;
@@ -341,6 +351,8 @@ struct SegRun {
     bool ok = true;        // no escaped value out of range so far
     bool overrun = false;  // a lane read past its words
     bool simd = false;     // rows by decode_rows_avx2 (words addressed by sc->po offsets)
+    bool bad_index = false;        // the AVX2 rows met a table index out of range
+    bool indexes_checked = false;  // every index of the segment was checked before decoding
 };
 
 // Parses a segment body's lane table (bounds-checked: the input is untrusted) and sets up its lanes.
@@ -474,13 +486,14 @@ inline void segment_rows_avx2(const Prepared& Pr, const SimdTables& S, SegRun* c
     AvxRows u[kLockstep];
     for (int i = 0; i < n_runs; ++i) {
         DecScratch& sc = *runs[i]->sc;
-        u[i] = AvxRows{runs[i]->k, 0, 0, sc.x.data(), sc.po.data(), sc.words.data(), runs[i]->idx, runs[i]->out, true};
+        u[i] = AvxRows{runs[i]->k,    0,           0, sc.x.data(), sc.po.data(), sc.words.data(), runs[i]->idx,
+                       runs[i]->out, true, false};
     }
     for (;;) {
         bool any = false;
         for (int i = 0; i < n_runs; ++i) {
             SegRun& run = *runs[i];
-            const bool active = run.r < run.rows && run.ok && !run.overrun;
+            const bool active = run.r < run.rows && run.ok && !run.overrun && !run.bad_index;
             u[i].r = run.r;
             u[i].rend = active ? std::min(run.rows, run.r + kCheckRows) : run.r;
             any |= active;
@@ -494,6 +507,7 @@ inline void segment_rows_avx2(const Prepared& Pr, const SimdTables& S, SegRun* c
             SegRun& run = *runs[i];
             run.r = u[i].r;
             run.ok &= u[i].ok;
+            run.bad_index |= u[i].bad_index;
             const uint16_t* W = run.sc->words.data();
             for (uint32_t l = 0; l < run.k; ++l) run.overrun |= W + run.sc->po[l] > run.sc->end[l];
         }
@@ -505,6 +519,9 @@ inline void segment_rows_avx2(const Prepared& Pr, const SimdTables& S, SegRun* c
 
 // The remainder row and the final checks of a segment whose rows are done.
 inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
+    if (run.bad_index) return dec_fail(kBadIndex, "table index out of range");
+    if (!run.indexes_checked && !indexes_valid(Pr, run.idx + run.rows * run.k, run.rem))
+        return dec_fail(kBadIndex, "table index out of range");
     if (run.overrun) return dec_fail(kCorrupt, "rANS lane ran out of words: the payload is corrupt");
     if (!run.ok) return dec_fail(kCorrupt, "escaped symbol out of range: the payload is corrupt");
     DecScratch& sc = *run.sc;
@@ -525,16 +542,6 @@ inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
     return DecError{};
 }
 
-// Whether every table index is in range (branch-free).
-inline bool indexes_valid(const Prepared& P, const int32_t* idx, size_t n) {
-#if NCODEC_HAVE_AVX2_PATH
-    if (cpu_has_avx2()) return n == 0 || max_u32_avx2(idx, n) < P.T;
-#endif
-    uint32_t bad = 0;
-    for (size_t j = 0; j < n; ++j) bad |= (uint32_t)idx[j] >= P.T;
-    return !bad;
-}
-
 // Decodes segments [s, s + count) (count <= kLockstep) of a payload, each after checking its
 // indexes; on the AVX2 path they decode in lock-step. errs[i] is segment s + i's result, exactly as
 // if it were decoded alone.
@@ -543,16 +550,22 @@ inline void decode_segments(const Prepared& P, const SimdTables* simd, const uin
                             size_t n, uint64_t seg_n, DecScratch* sc, DecError* errs) {
     SegRun runs[kLockstep];
     bool begun[kLockstep] = {};
+    const DecError bad_index = dec_fail(kBadIndex, "table index out of range");
     for (size_t i = 0; i < count; ++i) {
         const size_t s0 = (size_t)((s + i) * seg_n);
         const size_t cnt = std::min<size_t>(seg_n, n - s0);
-        if (!indexes_valid(P, idx + s0, cnt)) {
-            errs[i] = dec_fail(kBadIndex, "table index out of range");
-            continue;
-        }
         errs[i] = segment_begin(bodies + start[s + i], (size_t)(start[s + i + 1] - start[s + i]), idx + s0, out + s0,
                                 cnt, sc[i], simd, runs[i]);
         begun[i] = errs[i].status == kOk;
+        // The AVX2 rows check indexes as they read them; otherwise check them all first. A bad index
+        // is reported ahead of a stream error.
+        if (!begun[i] || !runs[i].simd) {
+            if (!indexes_valid(P, idx + s0, cnt)) {
+                errs[i] = bad_index;
+                begun[i] = false;
+            }
+            runs[i].indexes_checked = true;
+        }
     }
 #if NCODEC_HAVE_AVX2_PATH
     SegRun* vec[kLockstep];
@@ -565,6 +578,7 @@ inline void decode_segments(const Prepared& P, const SimdTables* simd, const uin
         if (!begun[i]) continue;
         if (!runs[i].simd) segment_rows_scalar(P, runs[i]);
         errs[i] = segment_finish(P, runs[i]);
+        if (errs[i].status && !runs[i].indexes_checked && !indexes_valid(P, runs[i].idx, runs[i].n)) errs[i] = bad_index;
     }
 }
 

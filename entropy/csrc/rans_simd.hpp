@@ -114,7 +114,8 @@ struct AvxRows {
     const uint16_t* words;  // the segment's words, padded
     const int32_t* idx;     // the segment's table indexes and output
     int32_t* out;
-    bool ok;  // false once an escaped value was out of range (the scalar loop's `ok`)
+    bool ok;         // false once an escaped value was out of range (the scalar loop's `ok`)
+    bool bad_index;  // a table index >= T was met (decoding of this segment stops there)
 };
 
 // One row of one segment: all its lanes, in groups of 8.
@@ -130,8 +131,15 @@ __attribute__((target("avx2"), always_inline)) inline void decode_row_avx2(const
     int32_t* ob = u.out + u.r * k;
     const uint16_t* words = u.words;
 
+    const T tmax = V::set1((int)(Pr.T - 1));
     for (uint32_t g = 0; g < k; g += W) {
         const T t = V::load(ib + g);
+        // Indexes are checked here, while they stream in, rather than in a pass of their own.
+        if (__builtin_expect(V::mask(V::cmpeq(_mm256_max_epu32(t, tmax), tmax)) != 0xff, 0)) {
+            u.bad_index = true;
+            u.rend = u.r;
+            return;
+        }
         T x = V::load(u.X + g);
         T p = V::load(u.P + g);
         const T w = V::band(V::gather<2>(words, p), low16);  // next word, off the dependency chain
