@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -97,3 +99,32 @@ def test_entropy_bench_reports_every_coder_and_the_ratios() -> None:
         assert c["encode_msym_s"] > 0 and c["decode_msym_s"] > 0 and c["bits_per_symbol"] > 0
     assert {"decode_vs_compressai", "encode_vs_compressai", "threads_scaling"} <= set(r["ratios"])
     assert 1.0 <= r["ratios"]["size_vs_table_ideal"] < 1.02
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_worker_pool_survives_fork() -> None:
+    """The C++ coder's parked worker threads do not exist in a forked child (as in DataLoader
+    workers): the child must get a pool of its own instead of waiting on the parent's threads."""
+    from ncodec.entropy.tables import gaussian_scale_table, gaussian_tables
+
+    rng = np.random.default_rng(3)
+    tables = gaussian_tables(gaussian_scale_table())
+    idx = rng.integers(0, 64, 300_000).astype(np.int32)
+    sym = np.round(rng.normal(0, gaussian_scale_table()[idx])).astype(np.int32)
+    data = coder.encode(sym, idx, tables, threads=2, segment_symbols=4096)
+    assert np.array_equal(coder.decode(data, idx, tables, threads=2), sym)  # the pool now exists
+    pid = os.fork()
+    if pid == 0:  # child: exit code 0 only if the threaded round trip works
+        again = coder.encode(sym, idx, tables, threads=2)
+        ok = np.array_equal(coder.decode(again, idx, tables, threads=2), sym)
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung in the C++ coder")
