@@ -100,7 +100,7 @@ std::vector<uint8_t> gpu_emulated_encode(const Prepared& P, const std::vector<in
 // the first segment with a framing or lane error decides. Returns the framing error (status and
 // the CPU decoder's message) or, for a lane error, kCorrupt with an empty message.
 gpu::ParseError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
-                                    std::vector<int32_t>& out) {
+                                    std::vector<int32_t>& out, bool use_packed) {
     const size_t n = idx.size();
     std::vector<gpu::SegSpan> spans;
     uint64_t seg_n = 0;
@@ -133,9 +133,12 @@ gpu::ParseError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size
     out.assign(n + 1, 0);
     int err = 0;
     uint64_t first_bad = ~0ull;
+    PackedTables pt;  // as upload_tables: packed tables where the table set allows them (or plain ones)
+    build_packed_tables(P, pt);
+    const PackedView pv{pt.lut_shift.data(), pt.value.data(), pt.bucket.data(), pt.entry.data()};
     for (const auto& L : lanes) {  // k_decode
         const int r = gpu::decode_lane(L, words.data(), idx.data(), out.data(), P.info.data(), P.cdf.data(),
-                                       P.lut.data(), P.T);
+                                       P.lut.data(), P.T, pv, pt.usable && use_packed);
         err |= r;
         if (r == 1) first_bad = std::min<uint64_t>(first_bad, L.seg_start);
     }
@@ -154,8 +157,8 @@ gpu::ParseError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size
 // Runs the emulated GPU decoder and checks its verdict against the CPU decoder's (`cpu`): the same
 // status, and the same message for a framing error. Returns true if the stream was accepted.
 bool gpu_decode_checked(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
-                        const DecError& cpu, std::vector<int32_t>& out) {
-    const gpu::ParseError got = gpu_emulated_decode(P, data, len, idx, out);
+                        const DecError& cpu, std::vector<int32_t>& out, bool use_packed) {
+    const gpu::ParseError got = gpu_emulated_decode(P, data, len, idx, out, use_packed);
     if (got.status != cpu.status || (*got.msg && std::strcmp(got.msg, cpu.msg) != 0)) {
         std::fprintf(stderr, "GPU (emulated) decoder says %d '%s', the CPU decoder %d '%s'\n", got.status, got.msg,
                      cpu.status, cpu.msg);
@@ -214,8 +217,8 @@ int main(int argc, char** argv) {
                 }
             }
         }
-        SimdTables S;
-        build_simd_tables(P, S);
+        PackedTables S;
+        build_packed_tables(P, S);
         if (n) {  // a bad index, with a good or a damaged stream: kBadIndex from both decoders
             std::vector<int32_t> bi = idx;
             bi[r.below((uint32_t)n)] = (int32_t)T + (int32_t)r.below(3);
@@ -246,7 +249,7 @@ int main(int argc, char** argv) {
             return 1;
         }
         std::vector<int32_t> gout;
-        if (!gpu_decode_checked(P, payload.data(), payload.size(), idx, e, gout) ||
+        if (!gpu_decode_checked(P, payload.data(), payload.size(), idx, e, gout, it % 2 == 0) ||
             !std::equal(sym.begin(), sym.end(), gout.begin())) {
             std::fprintf(stderr, "GPU (emulated) decode failed (iteration %d)\n", it);
             return 1;
@@ -299,7 +302,7 @@ int main(int argc, char** argv) {
                 return 1;
             }
             std::vector<int32_t> go;
-            const bool gpu_ok = gpu_decode_checked(P, buf, exact.size(), idx, d, go);
+            const bool gpu_ok = gpu_decode_checked(P, buf, exact.size(), idx, d, go, it % 2 == 0);
             delete[] buf;
             if (gpu_ok != (d.status == kOk) || (gpu_ok && !std::equal(o.begin(), o.begin() + n, go.begin()))) {
                 std::fprintf(stderr, "GPU (emulated) and CPU decoders disagree on a hostile stream (iteration %d)\n",

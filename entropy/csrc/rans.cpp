@@ -31,7 +31,7 @@ struct TruncatedError : std::runtime_error {
 
 struct PyTables {
     Prepared p;
-    SimdTables simd;  // the AVX2 decoder's copies (simd.usable false where the tables are too large)
+    PackedTables packed;  // for the AVX2 decoder rows (packed.usable false where the tables are too large)
 };
 
 using I32Vec = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
@@ -99,7 +99,7 @@ OutVec decode(const PyTables& t, nb::bytes data, I32Vec indexes, int64_t threads
     {
         nb::gil_scoped_release release;
         err = decode_payload(t.p, reinterpret_cast<const uint8_t*>(data.c_str()), data.size(), indexes.data(), n,
-                             buf.get(), th, vector ? &t.simd : nullptr);
+                             buf.get(), th, vector ? &t.packed : nullptr);
     }
     switch (err.status) {
         case kOk:
@@ -135,16 +135,16 @@ NB_MODULE(_rans, m) {
                 std::string e = prepare_tables(cdf.data(), (int64_t)cdf.shape(0), (int64_t)cdf.shape(1),
                                                sizes.data(), offsets.data(), p);
                 if (!e.empty()) throw std::invalid_argument(e);
-                auto* t = new (self) PyTables{std::move(p), SimdTables{}};
-                build_simd_tables(t->p, t->simd);
+                auto* t = new (self) PyTables{std::move(p), PackedTables{}};
+                build_packed_tables(t->p, t->packed);
             },
             "cdf"_a, "sizes"_a, "offsets"_a,
             "cdf: int32 [T, W]; sizes: int32 [T]; offsets: int32 [T] (see ncodec.entropy.tables.TableSet).")
         .def("__len__", [](const PyTables& t) { return t.p.T; })
         .def_prop_ro("nbytes", [](const PyTables& t) {
             return t.p.info.size() * sizeof(TableInfo) + t.p.cdf.size() * 4 + t.p.enc.size() * sizeof(EncSym) +
-                   t.p.lut.size() * 2 + (t.simd.lut_shift.size() + t.simd.value.size() + t.simd.bucket.size() +
-                                         t.simd.entry.size()) * 4;
+                   t.p.lut.size() * 2 + (t.packed.lut_shift.size() + t.packed.value.size() + t.packed.bucket.size() +
+                                         t.packed.entry.size()) * 4;
         });
 
     m.def("encode", &encode, "tables"_a, "symbols"_a, "indexes"_a, "lanes"_a = 0, "segment_symbols"_a = 65536,

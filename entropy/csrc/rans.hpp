@@ -175,13 +175,18 @@ RANS_HD void enc_escaped(uint32_t& x, uint16_t*& p, int64_t v, const TableInfo& 
 // Decoder (words are read forwards: *p++)
 // ---------------------------------------------------------------------------------------------
 
-// Branchless renormalisation: *p is always read, so the word buffer needs padding past every
-// lane's end (the caller bounds how far a lane can overrun before it checks).
+// Renormalisation. On the CPU it is branch-free: *p is always read, so the word buffer needs padding
+// past every lane's end (the caller bounds how far a lane can overrun before it checks). On the GPU
+// a word is loaded only when needed: a few threads of a warp at a time, not one load per symbol.
 RANS_HD void dec_renorm(uint32_t& x, const uint16_t*& p) {
+#if defined(__CUDA_ARCH__)
+    if (x < kRansL) x = (x << 16) | *p++;
+#else
     uint32_t w = *p;
     bool need = x < kRansL;
     x = need ? ((x << 16) | w) : x;
     p += need ? 1 : 0;
+#endif
 }
 
 // Slot -> entry of table `ti`: bucket lookup, then a short forward scan.
@@ -366,6 +371,77 @@ inline std::string prepare_tables(const int32_t* cdf, int64_t T, int64_t W, cons
         }
     }
     return std::string();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packed decoder tables (the CPU's AVX2 rows and the GPU): fewer and independent loads per symbol
+// ---------------------------------------------------------------------------------------------
+
+// Structure-of-arrays copies of prepared tables, in packed forms that need every entry number (all
+// tables together) below 2^16 and every bucket number below 2^27 (`usable`); larger table sets
+// decode with the plain tables.
+struct PackedTables {
+    std::vector<uint32_t> lut_shift;  // per table: lut_base | shift << 27
+    std::vector<int32_t> value;       // per table: offset - base (value = entry number + value)
+    std::vector<uint32_t> bucket;     // per bucket: entry number of its first entry s | (cdf[s + 1] - 1) << 16
+    std::vector<uint32_t> entry;      // per entry: start | freq << 16 (freq <= 65535)
+    bool usable = false;
+};
+
+inline void build_packed_tables(const Prepared& P, PackedTables& S) {
+    const size_t T = P.info.size();
+    S.usable = P.cdf.size() <= (size_t(1) << 16) && P.lut.size() < (size_t(1) << 27);
+    if (!S.usable) return;
+    S.lut_shift.resize(T);
+    S.value.resize(T);
+    S.bucket.resize(P.lut.size() + 1);  // + 1: a 32-bit gather of the last bucket stays in bounds
+    S.entry.assign(P.cdf.size(), 0);
+    for (size_t t = 0; t < T; ++t) {
+        const TableInfo& ti = P.info[t];
+        S.lut_shift[t] = ti.lut_base | (uint32_t)ti.shift << 27;
+        S.value[t] = (int32_t)((uint32_t)ti.offset - ti.base);
+        const uint32_t* c = P.cdf.data() + ti.base;
+        for (uint32_t s = 0; s < ti.n; ++s) S.entry[ti.base + s] = c[s] | (c[s + 1] - c[s]) << 16;
+        const uint32_t buckets = 1u << (kPrec - ti.shift);
+        for (uint32_t b = 0; b < buckets; ++b) {
+            const uint32_t s = P.lut[ti.lut_base + b];
+            S.bucket[ti.lut_base + b] = (ti.base + s) | (c[s + 1] - 1) << 16;
+        }
+    }
+}
+
+// Raw pointers to packed tables (host or device memory).
+struct PackedView {
+    const uint32_t* lut_shift;
+    const int32_t* value;
+    const uint32_t* bucket;
+    const uint32_t* entry;
+};
+
+// dec_value with packed tables: the bucket entry settles the first scan step, so a symbol costs two
+// dependent loads (bucket, entry) instead of three or four. Same result as dec_value.
+RANS_HD bool dec_value_packed(uint32_t& x, const uint16_t*& p, uint32_t t, const PackedView& pk,
+                              const TableInfo* info, const uint32_t* cdf, int32_t& out) {
+    const uint32_t slot = x & kMask;
+    const uint32_t ls = pk.lut_shift[t];
+    const uint32_t e = pk.bucket[(ls & ((1u << 27) - 1)) + (slot >> (ls >> 27))];
+    uint32_t a = (e & kMask) + (slot > (e >> 16) ? 1u : 0u);
+    uint32_t d = pk.entry[a];
+    if (slot >= (d & kMask) + (d >> 16)) {  // rare: another boundary inside the bucket
+        while (slot >= cdf[a + 1]) ++a;
+        d = pk.entry[a];
+    }
+    const uint32_t start = d & kMask, freq = d >> 16;
+    x = freq * (x >> 16) + slot - start;
+    dec_renorm(x, p);
+    if (start + freq == (1u << kPrec)) {  // the escape entry
+        const int64_t v = dec_escaped(x, p, info[t]);
+        if (v > kMaxSymbolMagnitude || v < -kMaxSymbolMagnitude) return false;
+        out = (int32_t)v;
+        return true;
+    }
+    out = (int32_t)(a + (uint32_t)pk.value[t]);
+    return true;
 }
 
 }  // namespace rans

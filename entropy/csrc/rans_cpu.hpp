@@ -357,7 +357,7 @@ struct SegRun {
 
 // Parses a segment body's lane table (bounds-checked: the input is untrusted) and sets up its lanes.
 inline DecError segment_begin(const uint8_t* body, size_t len, const int32_t* idx, int32_t* out, size_t n,
-                              DecScratch& sc, const SimdTables* simd, SegRun& run) {
+                              DecScratch& sc, const PackedTables* simd, SegRun& run) {
     size_t pos = 0;
     uint32_t k;
     int st = read_varint(body, len, pos, k);
@@ -482,7 +482,7 @@ constexpr size_t kLockstep = 2;  // segments decoded in lock-step by one task (A
 #if NCODEC_HAVE_AVX2_PATH
 // AVX2 rows of up to kLockstep segments (decoded in lock-step), block by block: the same blocks,
 // checks and stopping points per segment as segment_rows_scalar.
-inline void segment_rows_avx2(const Prepared& Pr, const SimdTables& S, SegRun* const* runs, int n_runs) {
+inline void segment_rows_avx2(const Prepared& Pr, const PackedTables& S, SegRun* const* runs, int n_runs) {
     AvxRows u[kLockstep];
     for (int i = 0; i < n_runs; ++i) {
         DecScratch& sc = *runs[i]->sc;
@@ -545,7 +545,7 @@ inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
 // Decodes segments [s, s + count) (count <= kLockstep) of a payload, each after checking its
 // indexes; on the AVX2 path they decode in lock-step. errs[i] is segment s + i's result, exactly as
 // if it were decoded alone.
-inline void decode_segments(const Prepared& P, const SimdTables* simd, const uint8_t* bodies,
+inline void decode_segments(const Prepared& P, const PackedTables* simd, const uint8_t* bodies,
                             const uint64_t* start, size_t s, size_t count, const int32_t* idx, int32_t* out,
                             size_t n, uint64_t seg_n, DecScratch* sc, DecError* errs) {
     SegRun runs[kLockstep];
@@ -584,10 +584,10 @@ inline void decode_segments(const Prepared& P, const SimdTables* simd, const uin
 
 // Decodes a whole payload into out[0..n). A bad table index anywhere is reported first (kBadIndex),
 // before any stream error; each task checks its segments' indexes (in parallel, while they are in
-// cache). With `simd` (tables from build_simd_tables) and an AVX2 CPU, segments of 8, 16, ... lanes
+// cache). With `simd` (tables from build_packed_tables) and an AVX2 CPU, segments of 8, 16, ... lanes
 // decode with AVX2.
 inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t len, const int32_t* idx, size_t n,
-                               int32_t* out, unsigned threads, const SimdTables* simd = nullptr) {
+                               int32_t* out, unsigned threads, const PackedTables* simd = nullptr) {
     const DecError bad_index = dec_fail(kBadIndex, "table index out of range");
     size_t pos = 0;
     uint32_t n_stream, seg_n;

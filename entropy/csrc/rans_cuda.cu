@@ -114,12 +114,12 @@ __global__ void k_pack(const uint8_t* __restrict__ data, uint32_t n_seg, const u
 __global__ void k_decode(const DecodeLane* __restrict__ lanes, uint64_t n_lanes, const uint16_t* __restrict__ words,
                          const int32_t* __restrict__ idx, int32_t* __restrict__ out,
                          const TableInfo* __restrict__ info, const uint32_t* __restrict__ cdf,
-                         const uint16_t* __restrict__ lut, uint32_t T, int* err,
+                         const uint16_t* __restrict__ lut, uint32_t T, PackedView pk, bool packed, int* err,
                          unsigned long long* first_bad) {
     const uint64_t g = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= n_lanes) return;
     const DecodeLane L = lanes[g];
-    const int r = decode_lane(L, words, idx, out, info, cdf, lut, T);
+    const int r = decode_lane(L, words, idx, out, info, cdf, lut, T, pk, packed);
     if (r) atomicOr(err, r);
     if (r == 1) atomicMin(first_bad, (unsigned long long)L.seg_start);  // the CPU reports the first bad segment
 }
@@ -189,6 +189,11 @@ struct DeviceTables {
     uint16_t* lut = nullptr;
     EncSym* enc = nullptr;
     uint8_t* cost = nullptr;
+    bool packed = false;  // the packed decoder tables below are there (PackedTables::usable)
+    uint32_t* lut_shift = nullptr;
+    int32_t* value = nullptr;
+    uint32_t* bucket = nullptr;
+    uint32_t* entry = nullptr;
 };
 
 void release_tables(DeviceTables* t) {
@@ -200,6 +205,10 @@ void release_tables(DeviceTables* t) {
     cudaFree(t->lut);
     cudaFree(t->enc);
     cudaFree(t->cost);
+    cudaFree(t->lut_shift);
+    cudaFree(t->value);
+    cudaFree(t->bucket);
+    cudaFree(t->entry);
     if (switched) cudaSetDevice(prev);
     delete t;
 }
@@ -223,6 +232,14 @@ DeviceTables* upload_tables(const Prepared& p, std::string& err) {
         !upload_vec(t->info, p.info, err) ||
         !upload_vec(t->cdf, p.cdf, err) || !upload_vec(t->lut, p.lut, err) || !upload_vec(t->enc, p.enc, err) ||
         !upload_vec(t->cost, p.cost, err)) {
+        release_tables(t);
+        return nullptr;
+    }
+    PackedTables pk;
+    build_packed_tables(p, pk);
+    t->packed = pk.usable;
+    if (pk.usable && (!upload_vec(t->lut_shift, pk.lut_shift, err) || !upload_vec(t->value, pk.value, err) ||
+                      !upload_vec(t->bucket, pk.bucket, err) || !upload_vec(t->entry, pk.entry, err))) {
         release_tables(t);
         return nullptr;
     }
@@ -322,8 +339,9 @@ int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, 
         if (!check(cudaGetLastError(), err, "k_pack launch")) return kGpuError;
         // Few lanes: small blocks spread them over every SM (latency-bound threads).
         const unsigned th = n_lanes < (uint64_t)t->sms * 1024 ? 32 : kThreads;
+        const PackedView pk{t->lut_shift, t->value, t->bucket, t->entry};
         k_decode<<<(unsigned)((n_lanes + th - 1) / th), th, 0, stream>>>(
-            d_lanes, n_lanes, d_words, d_idx, d_out, t->info, t->cdf, t->lut, t->T, d_err, d_first);
+            d_lanes, n_lanes, d_words, d_idx, d_out, t->info, t->cdf, t->lut, t->T, pk, t->packed, d_err, d_first);
         if (!check(cudaGetLastError(), err, "k_decode launch")) return kGpuError;
     }
     int h_err = 0;

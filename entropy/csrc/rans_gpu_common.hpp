@@ -45,9 +45,11 @@ constexpr size_t kWordPad = 16;  // words after the packed lanes: a lane reads <
 // Lane decode (one GPU thread). Returns 0, 1 (corrupt) or 2 (index out of range).
 // The table indexes of the next kIdxAhead symbols are loaded ahead: they do not depend on the lane
 // state, so their memory latency overlaps the decode chain instead of starting every symbol's.
+// With packed tables (`packed`: the table set allows them) a symbol costs two dependent loads.
 constexpr int kIdxAhead = 4;
 RANS_HD int decode_lane(const DecodeLane& L, const uint16_t* words, const int32_t* idx, int32_t* out,
-                        const TableInfo* info, const uint32_t* cdf, const uint16_t* lut, uint32_t T) {
+                        const TableInfo* info, const uint32_t* cdf, const uint16_t* lut, uint32_t T,
+                        const PackedView pk, bool packed) {
     const uint16_t* p = words + L.word_off;
     const uint16_t* end = p + L.count;
     uint32_t x = L.state;
@@ -67,7 +69,7 @@ RANS_UNROLL
         ahead[kIdxAhead - 1] = jn < L.seg_count ? (uint32_t)ip[jn] : 0u;
         if (t >= T) return 2;
         int32_t v;
-        const bool ok = dec_value(x, p, info[t], cdf, lut, v);
+        const bool ok = packed ? dec_value_packed(x, p, t, pk, info, cdf, v) : dec_value(x, p, info[t], cdf, lut, v);
         if (!ok || p > end) return 1;  // escaped value out of range, or the lane ran out of words
         op[j] = v;
     }

@@ -2,10 +2,10 @@
 // loads) per table lookup, picked at run time (cpuid) by rans_cpu.hpp; the scalar rows loop is the fallback and the
 // reference (same symbols, states, word pointers and error checks, row block by row block).
 //
-// Per group and row, five gathers: the table's lut_base | shift and value offset, the bucket entry
-// (first entry | its end - 1 << 16: the first scan step needs no CDF load), the entry's
-// start | freq << 16, and the next word of every lane (issued before the state update, so it is off
-// the dependency chain). Lanes whose slot lies past the first step's entry (several boundaries in
+// Per group and row, five gathers from PackedTables (rans.hpp): the table's lut_base | shift and
+// value offset, the bucket entry (first entry | its end - 1 << 16: the first scan step needs no CDF
+// load), the entry's start | freq << 16, and the next word of every lane (issued before the state
+// update, so it is off the dependency chain). Lanes whose slot lies past the first step's entry (several boundaries in
 // one bucket) and escapes are rare and finished in scalar code.
 #pragma once
 
@@ -26,39 +26,6 @@
 
 namespace ncodec {
 namespace rans {
-
-// Structure-of-arrays copies of the tables for gathers (build_simd_tables), in packed forms that
-// need every entry number (all tables together) below 2^16 and every bucket number below 2^27;
-// larger table sets decode with the scalar rows.
-struct SimdTables {
-    std::vector<uint32_t> lut_shift;  // per table: lut_base | shift << 27
-    std::vector<int32_t> value;       // per table: offset - base (value = entry number + value)
-    std::vector<uint32_t> bucket;     // per bucket: entry number of its first entry s | (cdf[s + 1] - 1) << 16
-    std::vector<uint32_t> entry;      // per entry: start | freq << 16 (freq <= 65535)
-    bool usable = false;
-};
-
-inline void build_simd_tables(const Prepared& P, SimdTables& S) {
-    const size_t T = P.info.size();
-    S.usable = P.cdf.size() <= (size_t(1) << 16) && P.lut.size() < (size_t(1) << 27);
-    if (!S.usable) return;
-    S.lut_shift.resize(T);
-    S.value.resize(T);
-    S.bucket.resize(P.lut.size() + 1);  // + 1: a 32-bit gather of the last bucket stays in bounds
-    S.entry.assign(P.cdf.size(), 0);
-    for (size_t t = 0; t < T; ++t) {
-        const TableInfo& ti = P.info[t];
-        S.lut_shift[t] = ti.lut_base | (uint32_t)ti.shift << 27;
-        S.value[t] = (int32_t)((uint32_t)ti.offset - ti.base);
-        const uint32_t* c = P.cdf.data() + ti.base;
-        for (uint32_t s = 0; s < ti.n; ++s) S.entry[ti.base + s] = c[s] | (c[s + 1] - c[s]) << 16;
-        const uint32_t buckets = 1u << (kPrec - ti.shift);
-        for (uint32_t b = 0; b < buckets; ++b) {
-            const uint32_t s = P.lut[ti.lut_base + b];
-            S.bucket[ti.lut_base + b] = (ti.base + s) | (c[s + 1] - 1) << 16;
-        }
-    }
-}
 
 #if NCODEC_HAVE_AVX2_PATH
 
@@ -119,7 +86,7 @@ struct AvxRows {
 };
 
 // One row of one segment: all its lanes, in groups of 8.
-__attribute__((target("avx2"), always_inline)) inline void decode_row_avx2(const Prepared& Pr, const SimdTables& S,
+__attribute__((target("avx2"), always_inline)) inline void decode_row_avx2(const Prepared& Pr, const PackedTables& S,
                                                                            AvxRows& u) {
     using V = Vec8;
     using T = V::T;
@@ -196,7 +163,7 @@ __attribute__((target("avx2"), always_inline)) inline void decode_row_avx2(const
 // a single dependency chain (two dependent gathers per row), and the other segments' rows fill the
 // core meanwhile.
 template <int N>
-__attribute__((target("avx2"))) void decode_block_avx2(const Prepared& Pr, const SimdTables& S, AvxRows* u) {
+__attribute__((target("avx2"))) void decode_block_avx2(const Prepared& Pr, const PackedTables& S, AvxRows* u) {
     for (;;) {
         bool stepped = false;
         for (int i = 0; i < N; ++i)
