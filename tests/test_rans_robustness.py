@@ -152,13 +152,16 @@ def test_wrong_sizes_and_empty() -> None:
 
 
 @pytest.mark.slow
-def test_fuzz_driver_under_asan_ubsan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "no-avx2"])
+def test_fuzz_driver_under_asan_ubsan(tmp_path: Path, portable: bool) -> None:
+    """Hostile streams under ASan/UBSan; `no-avx2` builds the portable code only (as on non-x86)."""
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found")
     exe = tmp_path / "fuzz_driver"
     cmd = [
         gxx,
+        *(["-DNCODEC_NO_AVX2"] if portable else []),
         "-std=c++17",
         "-O1",
         "-g",

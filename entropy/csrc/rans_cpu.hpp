@@ -186,6 +186,8 @@ inline int encode_segment(const Prepared& P, const int32_t* sym, const int32_t* 
     size_t j0 = 0;
 #if NCODEC_HAVE_AVX2_PATH
     if (simd && cpu_has_avx2()) j0 = encode_entries_avx2(P, sym, idx, n, E, cost, bad_idx, bad_sym, n_esc);
+#else
+    (void)simd;
 #endif
     for (size_t j = j0; j < n; ++j) {  // branch-free: entry, cost, escape count, validity
         uint32_t t = (uint32_t)idx[j];
@@ -350,7 +352,7 @@ struct SegRun {
     uint32_t k = 0;
     bool ok = true;        // no escaped value out of range so far
     bool overrun = false;  // a lane read past its words
-    bool simd = false;     // rows by decode_rows_avx2 (words addressed by sc->po offsets)
+    bool simd = false;     // rows by decode_block_avx2 (words addressed by sc->po offsets)
     bool bad_index = false;        // the AVX2 rows met a table index out of range
     bool indexes_checked = false;  // every index of the segment was checked before decoding
 };

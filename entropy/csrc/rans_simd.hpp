@@ -17,7 +17,7 @@
 
 #include "rans.hpp"
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && !defined(NCODEC_NO_AVX2)
 #define NCODEC_HAVE_AVX2_PATH 1
 #include <immintrin.h>
 #else
