@@ -4,7 +4,7 @@ Every backend produces and accepts exactly the bytes of :mod:`ncodec.entropy.ran
 definition):
 
 * ``"cpp"``: the C++ extension ``ncodec.entropy._rans`` (multi-threaded over segments, interleaved
-  lanes within a segment);
+  lanes within a segment, AVX2 where the CPU has it: the same bytes and symbols either way);
 * ``"cuda"``: the CUDA extension ``ncodec.entropy._rans_cuda`` (one GPU thread per lane);
 * ``"ref"``: the pure-Python reference (slow; for tests);
 * ``"auto"``: ``"cuda"`` for CUDA tensors when the CUDA module and a device are there, else
