@@ -225,6 +225,14 @@ RANS_HD int64_t dec_escaped(uint32_t& x, const uint16_t*& p, const TableInfo& ti
     return v;
 }
 
+// The value after an escape entry into `out` (wrapped to int32 when out of range); returns whether it
+// is within +-kMaxSymbolMagnitude (if not, the payload is corrupt).
+RANS_HD bool dec_escaped_value(uint32_t& x, const uint16_t*& p, const TableInfo& ti, int32_t& out) {
+    const int64_t v = dec_escaped(x, p, ti);
+    out = (int32_t)v;
+    return v <= kMaxSymbolMagnitude && v >= -kMaxSymbolMagnitude;
+}
+
 // Decodes one value of table `ti` on a lane. Returns false if an escaped value is out of range.
 RANS_HD bool dec_value(uint32_t& x, const uint16_t*& p, const TableInfo& ti, const uint32_t* cdf,
                        const uint16_t* lut, int32_t& out) {
@@ -232,12 +240,7 @@ RANS_HD bool dec_value(uint32_t& x, const uint16_t*& p, const TableInfo& ti, con
     uint32_t s = dec_find(slot, ti, cdf, lut, start, freq);
     x = freq * (x >> 16) + slot - start;
     dec_renorm(x, p);
-    if (s + 1 == ti.n) {
-        int64_t v = dec_escaped(x, p, ti);
-        if (v > kMaxSymbolMagnitude || v < -kMaxSymbolMagnitude) return false;
-        out = (int32_t)v;
-        return true;
-    }
+    if (s + 1 == ti.n) return dec_escaped_value(x, p, ti, out);
     out = ti.offset + (int32_t)s;
     return true;
 }
@@ -394,7 +397,7 @@ inline void build_packed_tables(const Prepared& P, PackedTables& S) {
     if (!S.usable) return;
     S.lut_shift.resize(T);
     S.value.resize(T);
-    S.bucket.resize(P.lut.size() + 1);  // + 1: a 32-bit gather of the last bucket stays in bounds
+    S.bucket.resize(P.lut.size());
     S.entry.assign(P.cdf.size(), 0);
     for (size_t t = 0; t < T; ++t) {
         const TableInfo& ti = P.info[t];
@@ -434,12 +437,7 @@ RANS_HD bool dec_value_packed(uint32_t& x, const uint16_t*& p, uint32_t t, const
     const uint32_t start = d & kMask, freq = d >> 16;
     x = freq * (x >> 16) + slot - start;
     dec_renorm(x, p);
-    if (start + freq == (1u << kPrec)) {  // the escape entry
-        const int64_t v = dec_escaped(x, p, info[t]);
-        if (v > kMaxSymbolMagnitude || v < -kMaxSymbolMagnitude) return false;
-        out = (int32_t)v;
-        return true;
-    }
+    if (start + freq == (1u << kPrec)) return dec_escaped_value(x, p, info[t], out);  // the escape entry
     out = (int32_t)(a + (uint32_t)pk.value[t]);
     return true;
 }

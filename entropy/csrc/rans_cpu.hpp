@@ -332,6 +332,7 @@ struct DecError {
 };
 
 inline DecError dec_fail(int st, const char* m) { return DecError{st, m}; }
+inline DecError bad_index_error() { return dec_fail(kBadIndex, "table index out of range"); }
 
 // Whether every table index is in range (branch-free).
 inline bool indexes_valid(const Prepared& P, const int32_t* idx, size_t n) {
@@ -460,9 +461,7 @@ inline void segment_rows_scalar(const Prepared& Pr, SegRun& run) {
                 x = freq * (x >> 16) + slot - start;
                 dec_renorm(x, Pp[l]);
                 if (NCODEC_UNLIKELY(end == (1u << kPrec))) {  // the last entry: escape
-                    int64_t v = dec_escaped(x, Pp[l], info[ib[l]]);
-                    ok &= v <= kMaxSymbolMagnitude && v >= -kMaxSymbolMagnitude;
-                    ob[l] = (int32_t)v;
+                    ok &= dec_escaped_value(x, Pp[l], info[ib[l]], ob[l]);
                 } else {
                     ob[l] = (int32_t)(a + V[l]);
                 }
@@ -521,9 +520,8 @@ inline void segment_rows_avx2(const Prepared& Pr, const PackedTables& S, SegRun*
 
 // The remainder row and the final checks of a segment whose rows are done.
 inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
-    if (run.bad_index) return dec_fail(kBadIndex, "table index out of range");
-    if (!run.indexes_checked && !indexes_valid(Pr, run.idx + run.rows * run.k, run.rem))
-        return dec_fail(kBadIndex, "table index out of range");
+    if (run.bad_index) return bad_index_error();
+    if (!run.indexes_checked && !indexes_valid(Pr, run.idx + run.rows * run.k, run.rem)) return bad_index_error();
     if (run.overrun) return dec_fail(kCorrupt, "rANS lane ran out of words: the payload is corrupt");
     if (!run.ok) return dec_fail(kCorrupt, "escaped symbol out of range: the payload is corrupt");
     DecScratch& sc = *run.sc;
@@ -544,15 +542,14 @@ inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
     return DecError{};
 }
 
-// Decodes segments [s, s + count) (count <= kLockstep) of a payload, each after checking its
-// indexes; on the AVX2 path they decode in lock-step. errs[i] is segment s + i's result, exactly as
-// if it were decoded alone.
+// Decodes segments [s, s + count) (count <= kLockstep) of a payload, checking their indexes first
+// (the AVX2 rows check them as they load them); on the AVX2 path they decode in lock-step. errs[i]
+// is segment s + i's result, exactly as if it were decoded alone.
 inline void decode_segments(const Prepared& P, const PackedTables* simd, const uint8_t* bodies,
                             const uint64_t* start, size_t s, size_t count, const int32_t* idx, int32_t* out,
                             size_t n, uint64_t seg_n, DecScratch* sc, DecError* errs) {
     SegRun runs[kLockstep];
     bool begun[kLockstep] = {};
-    const DecError bad_index = dec_fail(kBadIndex, "table index out of range");
     for (size_t i = 0; i < count; ++i) {
         const size_t s0 = (size_t)((s + i) * seg_n);
         const size_t cnt = std::min<size_t>(seg_n, n - s0);
@@ -563,7 +560,7 @@ inline void decode_segments(const Prepared& P, const PackedTables* simd, const u
         // is reported ahead of a stream error.
         if (!begun[i] || !runs[i].simd) {
             if (!indexes_valid(P, idx + s0, cnt)) {
-                errs[i] = bad_index;
+                errs[i] = bad_index_error();
                 begun[i] = false;
             }
             runs[i].indexes_checked = true;
@@ -580,7 +577,8 @@ inline void decode_segments(const Prepared& P, const PackedTables* simd, const u
         if (!begun[i]) continue;
         if (!runs[i].simd) segment_rows_scalar(P, runs[i]);
         errs[i] = segment_finish(P, runs[i]);
-        if (errs[i].status && !runs[i].indexes_checked && !indexes_valid(P, runs[i].idx, runs[i].n)) errs[i] = bad_index;
+        if (errs[i].status && !runs[i].indexes_checked && !indexes_valid(P, runs[i].idx, runs[i].n))
+            errs[i] = bad_index_error();  // a bad index among the rows left undecoded wins
     }
 }
 
@@ -590,13 +588,14 @@ inline void decode_segments(const Prepared& P, const PackedTables* simd, const u
 // decode with AVX2.
 inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t len, const int32_t* idx, size_t n,
                                int32_t* out, unsigned threads, const PackedTables* simd = nullptr) {
-    const DecError bad_index = dec_fail(kBadIndex, "table index out of range");
     size_t pos = 0;
     uint32_t n_stream, seg_n;
     int st = read_varint(data, len, pos, n_stream);
     if (!st) st = read_varint(data, len, pos, seg_n);
     // A framing error is reported only after the indexes are known to be valid.
-    auto fail = [&](int status, const char* msg) { return indexes_valid(P, idx, n) ? dec_fail(status, msg) : bad_index; };
+    auto fail = [&](int status, const char* msg) {
+        return indexes_valid(P, idx, n) ? dec_fail(status, msg) : bad_index_error();
+    };
     if (st == kTruncated) return fail(st, "stream ends inside a length field");
     if (st) return fail(st, "malformed length field (varint)");
     if (n_stream != n) return fail(kCorrupt, "payload holds a different number of symbols than expected");
@@ -654,7 +653,7 @@ inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t le
                 break;
             }
     });
-    if (any_bad_index) return bad_index;
+    if (any_bad_index) return bad_index_error();
     for (auto& e : errs)
         if (e.status) return e;
     return DecError{};

@@ -1,12 +1,13 @@
-// AVX2 row decoder of the CPU coder: the lanes of a segment in groups of 8, one gather (eight scalar
-// loads) per table lookup, picked at run time (cpuid) by rans_cpu.hpp; the scalar rows loop is the fallback and the
-// reference (same symbols, states, word pointers and error checks, row block by row block).
+// AVX2 paths of the CPU coder, picked at run time (cpuid) by rans_cpu.hpp; the scalar code there is
+// the fallback and the reference (same bytes, symbols, states, word pointers and error checks).
 //
-// Per group and row, five gathers from PackedTables (rans.hpp): the table's lut_base | shift and
-// value offset, the bucket entry (first entry | its end - 1 << 16: the first scan step needs no CDF
-// load), the entry's start | freq << 16, and the next word of every lane (issued before the state
-// update, so it is off the dependency chain). Lanes whose slot lies past the first step's entry (several boundaries in
+// Decoder: the lanes of a segment in groups of 8. Per group and row, five gathers (each eight scalar
+// loads) from PackedTables (rans.hpp): the table's lut_base | shift and value offset, the bucket
+// entry (first entry | its end - 1 << 16: the first scan step needs no CDF load), the entry's
+// start | freq << 16, and the next word of every lane (issued before the state update, so it is off
+// the dependency chain). Lanes whose slot lies past the first step's entry (several boundaries in
 // one bucket) and escapes are rare and finished in scalar code.
+// Encoder: the first pass over the symbols and the rows of lanes, 8 at a time.
 #pragma once
 
 #include <algorithm>
@@ -42,9 +43,9 @@ struct Vec8 {
     }
     __attribute__((target("avx2"))) static void store(void* p, T v) { _mm256_storeu_si256(static_cast<T*>(p), v); }
     __attribute__((target("avx2"))) static T set1(int v) { return _mm256_set1_epi32(v); }
-    template <int Scale>
     // Scalar loads, not vpgatherdd: as fast here (AMD Zen 4), and immune to slow microcoded gathers
     // (Intel's Gather Data Sampling mitigation).
+    template <int Scale>
     __attribute__((target("avx2"))) static T gather(const void* base, T i) {
         const char* b = static_cast<const char*>(base);
         const __m128i lo = _mm256_castsi256_si128(i), hi = _mm256_extracti128_si256(i, 1);
@@ -68,6 +69,7 @@ struct Vec8 {
     __attribute__((target("avx2"))) static T mullo(T a, T b) { return _mm256_mullo_epi32(a, b); }
     __attribute__((target("avx2"))) static T cmpgt(T a, T b) { return _mm256_cmpgt_epi32(a, b); }
     __attribute__((target("avx2"))) static T cmpeq(T a, T b) { return _mm256_cmpeq_epi32(a, b); }
+    __attribute__((target("avx2"))) static T ge_u(T a, T b) { return cmpeq(_mm256_max_epu32(a, b), a); }  // unsigned
     __attribute__((target("avx2"))) static T blend(T a, T b, T m) { return _mm256_blendv_epi8(a, b, m); }
     __attribute__((target("avx2"))) static int mask(T m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)); }
 };
@@ -102,7 +104,7 @@ __attribute__((target("avx2"), always_inline)) inline void decode_row_avx2(const
     for (uint32_t g = 0; g < k; g += W) {
         const T t = V::load(ib + g);
         // Indexes are checked here, while they stream in, rather than in a pass of their own.
-        if (__builtin_expect(V::mask(V::cmpeq(_mm256_max_epu32(t, tmax), tmax)) != 0xff, 0)) {
+        if (__builtin_expect(V::mask(V::ge_u(tmax, t)) != 0xff, 0)) {
             u.bad_index = true;
             u.rend = u.r;
             return;
@@ -145,9 +147,7 @@ __attribute__((target("avx2"), always_inline)) inline void decode_row_avx2(const
             for (int l = 0; l < W; ++l)
                 if (esc >> l & 1) {
                     const uint16_t* pp = words + pa[l];
-                    const int64_t v = dec_escaped(xa[l], pp, Pr.info[ib[g + l]]);
-                    u.ok &= v <= kMaxSymbolMagnitude && v >= -kMaxSymbolMagnitude;
-                    ob[g + l] = (int32_t)v;
+                    u.ok &= dec_escaped_value(xa[l], pp, Pr.info[ib[g + l]], ob[g + l]);
                     pa[l] = (int32_t)(pp - words);
                 }
             x = V::load(xa);
@@ -207,7 +207,7 @@ __attribute__((target("avx2"))) inline size_t encode_entries_avx2(const Prepared
     for (size_t j = 0; j < n8; j += 8) {
         T t = V::load(idx + j);
         const T v = V::load(sym + j);
-        const T ok_t = V::cmpeq(_mm256_max_epu32(t, tmax), tmax);  // t <= T - 1 (unsigned)
+        const T ok_t = V::ge_u(tmax, t);  // t <= T - 1
         bi = V::bor(bi, _mm256_andnot_si256(ok_t, V::set1(-1)));
         bs = V::bor(bs, V::bor(V::cmpgt(v, big), V::cmpgt(nbig, v)));
         t = V::band(t, ok_t);  // out-of-range indexes look up table 0
@@ -267,7 +267,7 @@ __attribute__((target("avx2"))) inline void encode_rows_avx2(const Prepared& Pr,
             const T fc = V::gather<16>(eb + 12, e);  // freq | cmpl << 16
             const T freq = V::band(fc, low16), cmpl = V::srli16(fc);
             const T x_max = V::slli16(freq);
-            const T renorm = V::cmpeq(_mm256_max_epu32(x, x_max), x);  // x >= freq << 16
+            const T renorm = V::ge_u(x, x_max);  // x >= freq << 16
             alignas(32) uint32_t xs[8];
             alignas(32) int32_t ps[8];
             V::store(xs, x);
