@@ -99,16 +99,16 @@ std::vector<uint8_t> gpu_emulated_encode(const Prepared& P, const std::vector<in
 // is read in the pieces the host copies from the device), with rans_cuda.cu's error precedence:
 // the first segment with a framing or lane error decides. Returns the framing error (status and
 // the CPU decoder's message) or, for a lane error, kCorrupt with an empty message.
-gpu::ParseError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
+DecError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
                                     std::vector<int32_t>& out, bool use_packed) {
     const size_t n = idx.size();
-    std::vector<gpu::SegSpan> spans;
+    std::vector<SegSpan> spans;
     uint64_t seg_n = 0;
     size_t need = 0, avail = 0;
-    gpu::ParseError pe;
+    DecError pe;
     for (;;) {
         std::vector<uint8_t> head(data, data + avail);  // an exact copy: ASan catches reads past avail
-        pe = gpu::parse_head(head.data(), avail, len, n, need, seg_n, spans);
+        pe = parse_head(head.data(), avail, len, n, need, seg_n, spans);
         if (pe.status || avail >= need) break;
         avail = need;
     }
@@ -116,11 +116,13 @@ gpu::ParseError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size
     const size_t n_seg = spans.size();
     std::vector<uint32_t> k(n_seg);
     std::vector<int> code1(n_seg);
-    for (size_t s = 0; s < n_seg; ++s)  // k_seg_head
-        code1[s] = gpu::seg_head(data + spans[s].body, spans[s].len, gpu::seg_symbols(s, seg_n, n), k[s]);
+    for (size_t s = 0; s < n_seg; ++s) {  // k_seg_head
+        size_t bp;
+        code1[s] = seg_head(data + spans[s].body, spans[s].len, gpu::seg_symbols(s, seg_n, n), k[s], bp);
+    }
     size_t s1 = 0;
     std::vector<uint64_t> base(n_seg + 1, 0);
-    for (; s1 < n_seg && code1[s1] == gpu::kSegOk; ++s1) base[s1 + 1] = base[s1] + k[s1];
+    for (; s1 < n_seg && code1[s1] == kSegOk; ++s1) base[s1 + 1] = base[s1] + k[s1];
     std::vector<gpu::DecodeLane> lanes(base[s1]);
     std::vector<uint64_t> wbyte(s1), nw(s1);
     std::vector<int> code2(s1);
@@ -149,16 +151,16 @@ gpu::ParseError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size
             break;
         }
     const size_t sl = first_bad == ~0ull ? n_seg : (size_t)(first_bad / seg_n);
-    if (sf < n_seg && sf < sl) return gpu::seg_error(sf < s1 ? code2[sf] : code1[sf]);
-    if (err) return gpu::parse_fail(kCorrupt, "");
-    return gpu::ParseError{};
+    if (sf < n_seg && sf < sl) return seg_error(sf < s1 ? code2[sf] : code1[sf]);
+    if (err) return dec_fail(kCorrupt, "");
+    return DecError{};
 }
 
 // Runs the emulated GPU decoder and checks its verdict against the CPU decoder's (`cpu`): the same
 // status, and the same message for a framing error. Returns true if the stream was accepted.
 bool gpu_decode_checked(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
                         const DecError& cpu, std::vector<int32_t>& out, bool use_packed) {
-    const gpu::ParseError got = gpu_emulated_decode(P, data, len, idx, out, use_packed);
+    const DecError got = gpu_emulated_decode(P, data, len, idx, out, use_packed);
     if (got.status != cpu.status || (*got.msg && std::strcmp(got.msg, cpu.msg) != 0)) {
         std::fprintf(stderr, "GPU (emulated) decoder says %d '%s', the CPU decoder %d '%s'\n", got.status, got.msg,
                      cpu.status, cpu.msg);

@@ -14,6 +14,8 @@
 // freq == 1 uses ryg_rans' bias trick (rcp = 2^64 - 1 gives q = x - 1, compensated by the bias).
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -296,6 +298,110 @@ inline size_t write_varint(uint8_t* out, uint32_t v) {
     }
     out[n++] = (uint8_t)v;
     return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decoders' view of the payload framing, shared by the CPU decoder and the CUDA one (which runs
+// seg_head on the GPU and parse_head on the host): the same checks in the same order, so every
+// decoder gives a hostile stream the same error and message.
+// ---------------------------------------------------------------------------------------------
+
+struct DecError {
+    int status = kOk;  // kOk, kCorrupt, kTruncated (or the CPU coder's kBadIndex, kNoMemory)
+    const char* msg = "";
+};
+
+inline DecError dec_fail(int st, const char* m) { return DecError{st, m}; }
+
+inline DecError varint_fail(int st) {
+    return st == kTruncated ? dec_fail(st, "stream ends inside a length field")
+                            : dec_fail(st, "malformed length field (varint)");
+}
+
+// A segment's body: byte offset in the payload and length.
+struct SegSpan {
+    uint64_t body;
+    uint32_t len;
+    uint32_t pad;
+};
+
+// Outcome of a segment's parse (seg_head / seg_lanes); seg_error gives the CPU decoder's error.
+enum SegCode : int {
+    kSegOk = 0,
+    kSegVarintTruncated = 1,
+    kSegVarintCorrupt = 2,
+    kSegBadLanes = 3,
+    kSegHeaderShort = 4,
+    kSegCountMismatch = 5,
+    kSegBadState = 6,
+};
+
+inline DecError seg_error(int code) {
+    switch (code) {
+        case kSegOk:
+            return DecError{};
+        case kSegVarintTruncated:
+            return varint_fail(kTruncated);
+        case kSegVarintCorrupt:
+            return varint_fail(kCorrupt);
+        case kSegBadLanes:
+            return dec_fail(kCorrupt, "segment declares an impossible number of lanes");
+        case kSegHeaderShort:
+            return dec_fail(kCorrupt, "segment header is cut short");
+        case kSegCountMismatch:
+            return dec_fail(kCorrupt, "segment word counts do not match its length");
+        default:
+            return dec_fail(kCorrupt, "rANS lane state out of range");
+    }
+}
+
+// A segment body's head (one GPU thread per segment, or the CPU decoder): its number of lanes k
+// (cnt = its symbols) and, in bp, the offset of the lane states; a SegCode.
+RANS_HD int seg_head(const uint8_t* body, size_t blen, size_t cnt, uint32_t& k, size_t& bp) {
+    bp = 0;
+    k = 0;
+    const int st = read_varint(body, blen, bp, k);
+    if (st) return st == kTruncated ? kSegVarintTruncated : kSegVarintCorrupt;
+    const size_t max_k = cnt < kMaxLanes ? cnt : kMaxLanes;
+    if (k < 1 || k > max_k) return kSegBadLanes;
+    if (bp + 4 * (size_t)k > blen) return kSegHeaderShort;
+    return kSegOk;
+}
+
+// Bytes of the head the parse can need after the two sizes (each varint has at most 5 bytes).
+constexpr size_t kHeadSizes = 10;
+
+// Parses the head of a len-byte payload of n symbols from its first `avail` bytes (head). When
+// avail < need on return (status ok), the caller supplies the first `need` bytes and calls again;
+// otherwise the result is final: seg_n and one span per segment, or the CPU decoder's error.
+inline DecError parse_head(const uint8_t* head, size_t avail, size_t len, size_t n, size_t& need, uint64_t& seg_n,
+                             std::vector<SegSpan>& spans) {
+    spans.clear();
+    need = std::min(len, kHeadSizes);
+    if (avail < need) return DecError{};
+    size_t pos = 0;
+    uint32_t n_stream = 0, seg = 0;
+    int st = read_varint(head, avail, pos, n_stream);
+    if (!st) st = read_varint(head, avail, pos, seg);
+    if (st) return varint_fail(st);
+    if (n_stream != n) return dec_fail(kCorrupt, "payload holds a different number of symbols than expected");
+    if (seg < 1) return dec_fail(kCorrupt, "segment size is 0");
+    seg_n = seg;
+    const size_t n_seg = (size_t)((n + seg - 1) / seg);
+    need = std::min(len, pos + 5 * n_seg);
+    if (avail < need) return DecError{};
+    uint64_t sum = 0;
+    for (size_t s = 0; s < n_seg; ++s) {  // grows with the bytes actually parsed, not with n_seg
+        uint32_t length;
+        st = read_varint(head, avail, pos, length);
+        if (st) return varint_fail(st);
+        spans.push_back(SegSpan{sum, length, 0});
+        sum += length;
+    }
+    if (pos + sum > len) return dec_fail(kTruncated, "rANS payload is shorter than its segment table says");
+    if (pos + sum < len) return dec_fail(kCorrupt, "rANS payload has trailing bytes");
+    for (auto& sp : spans) sp.body += pos;
+    return DecError{};
 }
 
 // Host-side prepared tables (plain vectors; the CUDA module uploads them).

@@ -326,12 +326,6 @@ struct DecScratch {
     std::vector<const uint16_t*> p, end;
 };
 
-struct DecError {
-    int status = kOk;
-    const char* msg = "";
-};
-
-inline DecError dec_fail(int st, const char* m) { return DecError{st, m}; }
 inline DecError bad_index_error() { return dec_fail(kBadIndex, "table index out of range"); }
 
 // Whether every table index is in range (branch-free).
@@ -363,12 +357,7 @@ inline DecError segment_begin(const uint8_t* body, size_t len, const int32_t* id
                               DecScratch& sc, const PackedTables* simd, SegRun& run) {
     size_t pos = 0;
     uint32_t k;
-    int st = read_varint(body, len, pos, k);
-    if (st == kTruncated) return dec_fail(st, "stream ends inside a length field");
-    if (st) return dec_fail(st, "malformed length field (varint)");
-    if (k < 1 || k > std::min<size_t>(kMaxLanes, n))
-        return dec_fail(kCorrupt, "segment declares an impossible number of lanes");
-    if (pos + 4 * (size_t)k > len) return dec_fail(kCorrupt, "segment header is cut short");
+    if (const int code = seg_head(body, len, n, k, pos)) return seg_error(code);
     sc.x.resize(k);
     for (uint32_t l = 0; l < k; ++l) std::memcpy(&sc.x[l], body + pos + 4 * l, 4);
     pos += 4 * (size_t)k;
@@ -377,14 +366,12 @@ inline DecError segment_begin(const uint8_t* body, size_t len, const int32_t* id
     std::vector<uint32_t> counts(k);
     uint64_t total = 0;
     for (uint32_t l = 0; l < k; ++l) {
-        st = read_varint(body, len, pos, counts[l]);
-        if (st == kTruncated) return dec_fail(st, "stream ends inside a length field");
-        if (st) return dec_fail(st, "malformed length field (varint)");
+        if (const int st = read_varint(body, len, pos, counts[l])) return varint_fail(st);
         total += counts[l];
     }
-    if (pos + 2 * total != len) return dec_fail(kCorrupt, "segment word counts do not match its length");
+    if (pos + 2 * total != len) return seg_error(kSegCountMismatch);
     for (uint32_t l = 0; l < k; ++l)
-        if (sc.x[l] < kRansL) return dec_fail(kCorrupt, "rANS lane state out of range");
+        if (sc.x[l] < kRansL) return seg_error(kSegBadState);
     sc.words.resize((size_t)total + kWordPad);
     uint16_t* W = sc.words.data();
     if (total) std::memcpy(W, body + pos, 2 * (size_t)total);
@@ -545,16 +532,16 @@ inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
 // Decodes segments [s, s + count) (count <= kLockstep) of a payload, checking their indexes first
 // (the AVX2 rows check them as they load them); on the AVX2 path they decode in lock-step. errs[i]
 // is segment s + i's result, exactly as if it were decoded alone.
-inline void decode_segments(const Prepared& P, const PackedTables* simd, const uint8_t* bodies,
-                            const uint64_t* start, size_t s, size_t count, const int32_t* idx, int32_t* out,
+inline void decode_segments(const Prepared& P, const PackedTables* simd, const uint8_t* data,
+                            const SegSpan* spans, size_t s, size_t count, const int32_t* idx, int32_t* out,
                             size_t n, uint64_t seg_n, DecScratch* sc, DecError* errs) {
     SegRun runs[kLockstep];
     bool begun[kLockstep] = {};
     for (size_t i = 0; i < count; ++i) {
         const size_t s0 = (size_t)((s + i) * seg_n);
         const size_t cnt = std::min<size_t>(seg_n, n - s0);
-        errs[i] = segment_begin(bodies + start[s + i], (size_t)(start[s + i + 1] - start[s + i]), idx + s0, out + s0,
-                                cnt, sc[i], simd, runs[i]);
+        errs[i] = segment_begin(data + spans[s + i].body, spans[s + i].len, idx + s0, out + s0, cnt, sc[i], simd,
+                                runs[i]);
         begun[i] = errs[i].status == kOk;
         // The AVX2 rows check indexes as they read them; otherwise check them all first. A bad index
         // is reported ahead of a stream error.
@@ -588,33 +575,12 @@ inline void decode_segments(const Prepared& P, const PackedTables* simd, const u
 // decode with AVX2.
 inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t len, const int32_t* idx, size_t n,
                                int32_t* out, unsigned threads, const PackedTables* simd = nullptr) {
-    size_t pos = 0;
-    uint32_t n_stream, seg_n;
-    int st = read_varint(data, len, pos, n_stream);
-    if (!st) st = read_varint(data, len, pos, seg_n);
-    // A framing error is reported only after the indexes are known to be valid.
-    auto fail = [&](int status, const char* msg) {
-        return indexes_valid(P, idx, n) ? dec_fail(status, msg) : bad_index_error();
-    };
-    if (st == kTruncated) return fail(st, "stream ends inside a length field");
-    if (st) return fail(st, "malformed length field (varint)");
-    if (n_stream != n) return fail(kCorrupt, "payload holds a different number of symbols than expected");
-    if (seg_n < 1) return fail(kCorrupt, "segment size is 0");
-    const size_t n_seg = (size_t)((n + seg_n - 1) / seg_n);
-    std::vector<uint64_t> start;
-    uint64_t sum = 0;
-    for (size_t s = 0; s < n_seg; ++s) {  // grows with the bytes actually parsed, not with n_seg
-        uint32_t length;
-        st = read_varint(data, len, pos, length);
-        if (st == kTruncated) return fail(st, "stream ends inside a length field");
-        if (st) return fail(st, "malformed length field (varint)");
-        start.push_back(sum);
-        sum += length;
-    }
-    start.push_back(sum);
-    if (pos + sum > len) return fail(kTruncated, "rANS payload is shorter than its segment table says");
-    if (pos + sum < len) return fail(kCorrupt, "rANS payload has trailing bytes");
-    const uint8_t* bodies = data + pos;
+    std::vector<SegSpan> spans;
+    uint64_t seg_n = 0;
+    size_t need = 0;
+    const DecError head = parse_head(data, len, len, n, need, seg_n, spans);
+    if (head.status) return indexes_valid(P, idx, n) ? head : bad_index_error();  // a bad index wins
+    const size_t n_seg = spans.size();
     std::vector<DecError> errs(n_seg);
     // Tasks of up to kLockstep segments (decoded in lock-step on the AVX2 path) while every worker
     // still gets a task; else one segment per task.
@@ -637,7 +603,7 @@ inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t le
             return;
         }
         try {
-            decode_segments(P, simd, bodies, start.data(), s, count, idx, out, n, seg_n,
+            decode_segments(P, simd, data, spans.data(), s, count, idx, out, n, seg_n,
                             scratch.data(), errs.data() + s);
         } catch (const std::exception&) {
             for (size_t i = 0; i < count; ++i) errs[s + i] = dec_fail(kNoMemory, "out of memory");

@@ -87,7 +87,8 @@ __global__ void k_seg_head(const uint8_t* __restrict__ data, const SegSpan* __re
     const uint32_t s = blockIdx.x * blockDim.x + threadIdx.x;
     if (s >= n_seg) return;
     const SegSpan sp = spans[s];
-    code[s] = seg_head(data + sp.body, sp.len, seg_symbols(s, seg_n, n), k[s]);
+    size_t bp;
+    code[s] = seg_head(data + sp.body, sp.len, seg_symbols(s, seg_n, n), k[s], bp);
 }
 
 __global__ void k_seg_lanes(const uint8_t* __restrict__ data, const SegSpan* __restrict__ spans, uint32_t n_seg,
@@ -247,9 +248,9 @@ DeviceTables* upload_tables(const Prepared& p, std::string& err) {
 }
 
 int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, size_t len, const int32_t* d_idx,
-           int32_t* d_out, size_t n, uintptr_t stream_handle, ParseError& pe, std::string& err) {
+           int32_t* d_out, size_t n, uintptr_t stream_handle, DecError& pe, std::string& err) {
     cudaStream_t stream = reinterpret_cast<cudaStream_t>(stream_handle);
-    pe = ParseError{};
+    pe = DecError{};
     Scratch payload;
     if (!d_data) {  // host bytes: one upload, then the same path as a device-resident payload
         if (!payload.alloc(len, stream, err) ||

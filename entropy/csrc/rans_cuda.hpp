@@ -36,7 +36,7 @@ enum GpuStatus : int {
 // table indexes d_idx. The payload is either on the device (d_data; h_data null) or on the host
 // (h_data; d_data null: it is uploaded). Synchronises `stream` before returning.
 int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, size_t len, const int32_t* d_idx,
-           int32_t* d_out, size_t n, uintptr_t stream, ParseError& pe, std::string& err);
+           int32_t* d_out, size_t n, uintptr_t stream, DecError& pe, std::string& err);
 
 // Encodes n device symbols into the exact CPU payload (`out`). Synchronises `stream`.
 int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, size_t n, uint32_t lanes,

@@ -39,7 +39,7 @@ using DevU8 = nb::ndarray<const uint8_t, nb::ndim<1>, nb::c_contig, nb::device::
 using I32Vec = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using I32Mat = nb::ndarray<const int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
-[[noreturn]] void raise(const gpu::ParseError& e) {
+[[noreturn]] void raise(const DecError& e) {
     if (e.status == kTruncated) throw TruncatedError(e.msg);
     throw CorruptError(e.msg);
 }
@@ -115,7 +115,7 @@ NB_MODULE(_rans_cuda, m) {
         if (out.shape(0) != n) throw std::invalid_argument("out must have as many elements as indexes");
         check_device(t, indexes.device_id());
         check_device(t, out.device_id());
-        gpu::ParseError e;
+        DecError e;
         std::string err;
         int st;
         {

@@ -111,101 +111,13 @@ RANS_HD void encode_lane(const EncodeLane& L, const int32_t* sym, const int32_t*
 }
 
 // ---------------------------------------------------------------------------------------------
-// Host side
-// ---------------------------------------------------------------------------------------------
-
-struct ParseError {
-    int status = kOk;  // kOk, kCorrupt or kTruncated
-    const char* msg = "";
-};
-
-inline ParseError parse_fail(int st, const char* m) { return ParseError{st, m}; }
-
-inline ParseError varint_fail(int st) {
-    return st == kTruncated ? parse_fail(st, "stream ends inside a length field")
-                            : parse_fail(st, "malformed length field (varint)");
-}
-
-// ---------------------------------------------------------------------------------------------
 // Decoder framing, parsed where the payload lies (on the GPU): the host reads only the head
-// (symbol count, segment size, segment lengths); one GPU thread per segment then parses the
-// segment's lane table (seg_head, then seg_lanes), a block per segment packs its words to 16-bit
-// alignment (pack_word) and one thread per lane decodes (decode_lane). Every check and message is
-// the CPU decoder's, applied in the same order, so the first failing segment gives the same error.
+// (parse_head, rans.hpp: symbol count, segment size, segment lengths); one GPU thread per segment
+// then parses the segment's lane table (seg_head, rans.hpp, then seg_lanes), a block per segment
+// packs its words to 16-bit alignment (pack_word) and one thread per lane decodes (decode_lane).
+// Every check and message is the CPU decoder's, applied in the same order, so the first failing
+// segment gives the same error.
 // ---------------------------------------------------------------------------------------------
-
-// A segment's body: byte offset in the payload and length.
-struct SegSpan {
-    uint64_t body;
-    uint32_t len;
-    uint32_t pad;
-};
-
-// Outcome of a segment's parse (seg_head / seg_lanes); seg_error gives the CPU decoder's error.
-enum SegCode : int {
-    kSegOk = 0,
-    kSegVarintTruncated = 1,
-    kSegVarintCorrupt = 2,
-    kSegBadLanes = 3,
-    kSegHeaderShort = 4,
-    kSegCountMismatch = 5,
-    kSegBadState = 6,
-};
-
-inline ParseError seg_error(int code) {
-    switch (code) {
-        case kSegOk:
-            return ParseError{};
-        case kSegVarintTruncated:
-            return varint_fail(kTruncated);
-        case kSegVarintCorrupt:
-            return varint_fail(kCorrupt);
-        case kSegBadLanes:
-            return parse_fail(kCorrupt, "segment declares an impossible number of lanes");
-        case kSegHeaderShort:
-            return parse_fail(kCorrupt, "segment header is cut short");
-        case kSegCountMismatch:
-            return parse_fail(kCorrupt, "segment word counts do not match its length");
-        default:
-            return parse_fail(kCorrupt, "rANS lane state out of range");
-    }
-}
-
-// Bytes of the head the parse can need after the two sizes (each varint has at most 5 bytes).
-constexpr size_t kHeadSizes = 10;
-
-// Parses the head of a len-byte payload of n symbols from its first `avail` bytes (head). When
-// avail < need on return (status ok), the caller supplies the first `need` bytes and calls again;
-// otherwise the result is final: seg_n and one span per segment, or the CPU decoder's error.
-inline ParseError parse_head(const uint8_t* head, size_t avail, size_t len, size_t n, size_t& need, uint64_t& seg_n,
-                             std::vector<SegSpan>& spans) {
-    spans.clear();
-    need = std::min(len, kHeadSizes);
-    if (avail < need) return ParseError{};
-    size_t pos = 0;
-    uint32_t n_stream = 0, seg = 0;
-    int st = read_varint(head, avail, pos, n_stream);
-    if (!st) st = read_varint(head, avail, pos, seg);
-    if (st) return varint_fail(st);
-    if (n_stream != n) return parse_fail(kCorrupt, "payload holds a different number of symbols than expected");
-    if (seg < 1) return parse_fail(kCorrupt, "segment size is 0");
-    seg_n = seg;
-    const size_t n_seg = (size_t)((n + seg - 1) / seg);
-    need = std::min(len, pos + 5 * n_seg);
-    if (avail < need) return ParseError{};
-    uint64_t sum = 0;
-    for (size_t s = 0; s < n_seg; ++s) {  // grows with the bytes actually parsed, not with n_seg
-        uint32_t length;
-        st = read_varint(head, avail, pos, length);
-        if (st) return varint_fail(st);
-        spans.push_back(SegSpan{sum, length, 0});
-        sum += length;
-    }
-    if (pos + sum > len) return parse_fail(kTruncated, "rANS payload is shorter than its segment table says");
-    if (pos + sum < len) return parse_fail(kCorrupt, "rANS payload has trailing bytes");
-    for (auto& sp : spans) sp.body += pos;
-    return ParseError{};
-}
 
 // Symbols in segment s.
 RANS_HD uint32_t seg_symbols(uint64_t s, uint64_t seg_n, uint64_t n) {
@@ -215,18 +127,6 @@ RANS_HD uint32_t seg_symbols(uint64_t s, uint64_t seg_n, uint64_t n) {
 
 RANS_HD uint32_t load_u32le(const uint8_t* b) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-// Stage 1 (one thread per segment): the segment's number of lanes k (cnt = its symbols).
-RANS_HD int seg_head(const uint8_t* body, uint32_t blen, uint32_t cnt, uint32_t& k) {
-    size_t bp = 0;
-    k = 0;
-    const int st = read_varint(body, blen, bp, k);
-    if (st) return st == kTruncated ? kSegVarintTruncated : kSegVarintCorrupt;
-    const uint32_t max_k = cnt < kMaxLanes ? cnt : kMaxLanes;
-    if (k < 1 || k > max_k) return kSegBadLanes;
-    if (bp + 4 * (size_t)k > blen) return kSegHeaderShort;
-    return kSegOk;
 }
 
 // Stage 2 (one thread per segment whose head parsed): validates the lane states and word counts
@@ -286,6 +186,10 @@ RANS_HD uint16_t pack_word(const uint8_t* payload, uint64_t words_byte, uint64_t
 
 // Packed words of a len-byte payload: every segment's words plus kWordPad words of over-read room.
 inline uint64_t packed_words(size_t len) { return (uint64_t)(len + 1) / 2 + 1 + kWordPad; }
+
+// ---------------------------------------------------------------------------------------------
+// Encoder, host side
+// ---------------------------------------------------------------------------------------------
 
 // Lanes of every segment from the per-segment cost estimates; returns the scratch words needed.
 inline uint64_t plan_encode(size_t n, uint64_t seg_n, uint32_t lanes, const std::vector<unsigned long long>& seg_cost,
