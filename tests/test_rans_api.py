@@ -128,3 +128,14 @@ def test_worker_pool_survives_fork() -> None:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung in the C++ coder")
+
+
+def test_bench_times_fast_calls_back_to_back() -> None:
+    """A call far shorter than the minimum sample is repeated and the time divided per call, so
+    a 2 ms coder is timed in steady state, not once and cold."""
+    from ncodec.entropy import bench
+
+    calls = []
+    per_call, last = bench._per_call(lambda: calls.append(1) or len(calls))
+    assert len(calls) > 10 and last == len(calls)  # the warm-up call is untimed
+    assert per_call * (len(calls) - 1) >= bench.MIN_SAMPLE_S
