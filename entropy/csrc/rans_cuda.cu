@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,18 +33,9 @@ bool check(cudaError_t e, std::string& err, const char* what) {
     return false;
 }
 
-template <class T>
-struct DevBuf {
-    T* p = nullptr;
-    ~DevBuf() {
-        if (p) cudaFree(p);
-    }
-    bool alloc(size_t n, std::string& err) {
-        return check(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)), err, "cudaMalloc");
-    }
-};
-
-// Stream-ordered device scratch, carved into aligned arrays (one allocation per phase).
+// Stream-ordered device scratch, carved into aligned arrays (one allocation per phase). It comes
+// from the device's pool of our own (device_pool) when there is one, else from the device's default
+// pool, else from cudaMalloc.
 struct Scratch {
     char* base = nullptr;
     cudaStream_t stream = nullptr;
@@ -54,18 +47,62 @@ struct Scratch {
         else
             cudaFree(base);
     }
-    bool alloc(size_t bytes, cudaStream_t s, std::string& err) {
+    bool alloc(size_t bytes, cudaStream_t s, cudaMemPool_t pool, std::string& err) {
         stream = s;
         bytes = std::max<size_t>(bytes, 1);
-        cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&base), bytes, s);
+        void** out = reinterpret_cast<void**>(&base);
+        cudaError_t e = pool ? cudaMallocFromPoolAsync(out, bytes, pool, s) : cudaMallocAsync(out, bytes, s);
         pooled = e == cudaSuccess;
         if (!pooled) {
             cudaGetLastError();  // memory pools unsupported: fall back to cudaMalloc
-            e = cudaMalloc(reinterpret_cast<void**>(&base), bytes);
+            e = cudaMalloc(out, bytes);
         }
         return check(e, err, "cudaMalloc");
     }
 };
+
+// One device array in a Scratch of its own.
+template <class T>
+struct DevBuf {
+    Scratch s;
+    T* p = nullptr;
+    bool alloc(size_t n, cudaStream_t stream, cudaMemPool_t pool, std::string& err) {
+        if (!s.alloc(n * sizeof(T), stream, pool, err)) return false;
+        p = reinterpret_cast<T*>(s.base);
+        return true;
+    }
+};
+
+// Device memory a pool keeps between calls. The default pool's release threshold is 0: it returns
+// its free memory to the driver at every synchronisation, so every call would map its scratch (tens
+// of MB for 10^8 symbols) afresh.
+constexpr uint64_t kPoolKeep = uint64_t(256) << 20;
+
+// The coder's memory pool on `device` (one per device, shared by every table set, kept for the life
+// of the process), which keeps up to kPoolKeep bytes; nullptr where pools are unsupported.
+cudaMemPool_t device_pool(int device) {
+    static std::mutex mu;
+    static std::map<int, cudaMemPool_t> pools;
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = pools.find(device);
+    if (it != pools.end()) return it->second;
+    cudaMemPool_t pool = nullptr;
+    int supported = 0;
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    if (cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && supported &&
+        cudaMemPoolCreate(&pool, &props) == cudaSuccess) {
+        uint64_t keep = kPoolKeep;
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);  // best effort
+    } else {
+        pool = nullptr;
+    }
+    cudaGetLastError();  // a failure above only means no pool of our own
+    pools[device] = pool;
+    return pool;
+}
 
 // Sizes and places the arrays of a Scratch: plan with `add`, allocate, then `at` gives each array.
 struct Layout {
@@ -195,6 +232,7 @@ struct DeviceTables {
     int32_t* value = nullptr;
     uint32_t* bucket = nullptr;
     uint32_t* entry = nullptr;
+    cudaMemPool_t pool = nullptr;  // the device's scratch pool (device_pool); nullptr: the default pool
 };
 
 void release_tables(DeviceTables* t) {
@@ -236,6 +274,7 @@ DeviceTables* upload_tables(const Prepared& p, std::string& err) {
         release_tables(t);
         return nullptr;
     }
+    t->pool = device_pool(t->device);
     PackedTables pk;
     build_packed_tables(p, pk);
     t->packed = pk.usable;
@@ -253,7 +292,7 @@ int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, 
     pe = DecError{};
     Scratch payload;
     if (!d_data) {  // host bytes: one upload, then the same path as a device-resident payload
-        if (!payload.alloc(len, stream, err) ||
+        if (!payload.alloc(len, stream, t->pool, err) ||
             (len && !check(cudaMemcpyAsync(payload.base, h_data, len, cudaMemcpyHostToDevice, stream), err,
                            "cudaMemcpy")))
             return kGpuError;
@@ -284,7 +323,7 @@ int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, 
                  o_base = L1.add<uint64_t>(n_seg), o_wb = L1.add<uint64_t>(n_seg), o_nw = L1.add<uint64_t>(n_seg),
                  o_err = L1.add<int>(1), o_first = L1.add<unsigned long long>(1);
     Scratch meta;
-    if (!meta.alloc(L1.total, stream, err)) return kGpuError;
+    if (!meta.alloc(L1.total, stream, t->pool, err)) return kGpuError;
     auto* d_spans = Layout::at<SegSpan>(meta, o_spans);
     auto* d_k = Layout::at<uint32_t>(meta, o_k);
     auto* d_code = Layout::at<int>(meta, o_code);
@@ -316,7 +355,7 @@ int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, 
     Layout L2;
     const size_t o_lanes = L2.add<DecodeLane>(n_lanes), o_words = L2.add<uint16_t>(packed_words(len));
     Scratch work;
-    if (!work.alloc(L2.total, stream, err)) return kGpuError;
+    if (!work.alloc(L2.total, stream, t->pool, err)) return kGpuError;
     auto* d_lanes = Layout::at<DecodeLane>(work, o_lanes);
     auto* d_words = Layout::at<uint16_t>(work, o_words);
     std::vector<int> code2(s1);
@@ -384,7 +423,9 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
         DevBuf<uint32_t> d_E;
         DevBuf<unsigned long long> d_cost;
         DevBuf<int> d_err;
-        if (!d_E.alloc(n, err) || !d_cost.alloc(n_seg, err) || !d_err.alloc(1, err)) return kGpuError;
+        if (!d_E.alloc(n, stream, t->pool, err) || !d_cost.alloc(n_seg, stream, t->pool, err) ||
+            !d_err.alloc(1, stream, t->pool, err))
+            return kGpuError;
         if (!check(cudaMemsetAsync(d_cost.p, 0, n_seg * sizeof(unsigned long long), stream), err, "memset") ||
             !check(cudaMemsetAsync(d_err.p, 0, sizeof(int), stream), err, "memset"))
             return kGpuError;
@@ -406,8 +447,8 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
         DevBuf<EncodeLane> d_lanes;
         DevBuf<uint16_t> d_scratch;
         DevBuf<uint32_t> d_state, d_count;
-        if (!d_lanes.alloc(nl, err) || !d_scratch.alloc(scratch_words, err) || !d_state.alloc(nl, err) ||
-            !d_count.alloc(nl, err))
+        if (!d_lanes.alloc(nl, stream, t->pool, err) || !d_scratch.alloc(scratch_words, stream, t->pool, err) ||
+            !d_state.alloc(nl, stream, t->pool, err) || !d_count.alloc(nl, stream, t->pool, err))
             return kGpuError;
         if (!check(cudaMemcpyAsync(d_lanes.p, lane_tab.data(), nl * sizeof(EncodeLane), cudaMemcpyHostToDevice,
                                    stream),
@@ -427,7 +468,8 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
         const uint64_t total_words = pack_offsets(count, out_off);
         DevBuf<uint64_t> d_off;
         DevBuf<uint16_t> d_words;
-        if (!d_off.alloc(nl, err) || !d_words.alloc(total_words, err)) return kGpuError;
+        if (!d_off.alloc(nl, stream, t->pool, err) || !d_words.alloc(total_words, stream, t->pool, err))
+            return kGpuError;
         if (!check(cudaMemcpyAsync(d_off.p, out_off.data(), nl * 8, cudaMemcpyHostToDevice, stream), err,
                    "cudaMemcpy"))
             return kGpuError;
