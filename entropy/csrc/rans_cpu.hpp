@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +20,12 @@
 
 #if !defined(_WIN32)
 #include <unistd.h>
+#endif
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <immintrin.h>
+#define NCODEC_CPU_RELAX() _mm_pause()
+#else
+#define NCODEC_CPU_RELAX() std::this_thread::yield()
 #endif
 
 #if defined(__BYTE_ORDER__) && (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
@@ -45,12 +52,30 @@ namespace rans {
 
 enum ExtraStatus : int { kBadIndex = 3, kBadSymbol = 4, kNoMemory = 5 };
 
+// Polls ready() for up to `us` microseconds; true as soon as it holds.
+template <class F>
+inline bool spin_until(F&& ready, int us) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (ready()) return true;
+            NCODEC_CPU_RELAX();
+        }
+        if (std::chrono::steady_clock::now() >= until) return ready();
+    }
+}
+
 // Process-wide parked worker threads for parallel_for: starting threads on every call costs tens of
 // microseconds each, as much as coding a segment, and would cap the speed-up of small payloads.
-// One parallel_for uses the pool at a time (a concurrent one starts its own threads); after a
-// fork() the child gets a fresh pool (the parent's threads do not exist there).
+// Waking a parked thread costs tens of microseconds too (in a VM it is an interrupt to an idle
+// vCPU), so a worker polls for the next job for kSpinUs before it parks, and the caller polls for
+// the workers' end before it sleeps: back-to-back calls (segments, chunks, frames) then hand work
+// over without a wake-up. One parallel_for uses the pool at a time (a concurrent one starts its own
+// threads); after a fork() the child gets a fresh pool (the parent's threads do not exist there).
 class WorkerPool {
 public:
+    static constexpr int kSpinUs = 50;
+
     static WorkerPool& get() {
         static std::mutex m;
         static WorkerPool* pool = nullptr;
@@ -69,7 +94,7 @@ public:
             std::lock_guard<std::mutex> lk(m_);
             try {
                 while (n_threads_ < helpers) {
-                    std::thread(&WorkerPool::loop, this, n_threads_ + 1, gen_).detach();
+                    std::thread(&WorkerPool::loop, this, n_threads_ + 1, gen_.load()).detach();
                     ++n_threads_;
                 }
             } catch (const std::exception&) {
@@ -78,12 +103,15 @@ public:
             job_ = &work;
             active_ = helpers;
             pending_ = helpers;
-            ++gen_;
+            gen_.fetch_add(1);
         }
         cv_.notify_all();
         work(0);
-        std::unique_lock<std::mutex> lk(m_);
-        done_.wait(lk, [this] { return pending_ == 0; });
+        if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; }, kSpinUs)) {
+            std::unique_lock<std::mutex> lk(m_);
+            done_.wait(lk, [this] { return pending_.load() == 0; });
+        }
+        std::lock_guard<std::mutex> lk(m_);
         job_ = nullptr;
         return true;
     }
@@ -100,24 +128,31 @@ private:
     }
 
     void loop(unsigned id, uint64_t seen) {
-        std::unique_lock<std::mutex> lk(m_);
         for (;;) {
-            cv_.wait(lk, [&] { return gen_ != seen; });
-            seen = gen_;
-            if (id > active_) continue;
-            const std::function<void(unsigned)>* job = job_;
-            lk.unlock();
+            // A new generation (gen_ changes under m_, so the checks below see its job).
+            if (!spin_until([&] { return gen_.load(std::memory_order_acquire) != seen; }, kSpinUs)) {
+                std::unique_lock<std::mutex> lk(m_);
+                cv_.wait(lk, [&] { return gen_.load() != seen; });
+            }
+            const std::function<void(unsigned)>* job;
+            {
+                std::lock_guard<std::mutex> lk(m_);
+                seen = gen_.load();
+                if (id > active_) continue;
+                job = job_;
+            }
             (*job)(id);
-            lk.lock();
-            if (--pending_ == 0) done_.notify_one();
+            std::lock_guard<std::mutex> lk(m_);
+            if (pending_.fetch_sub(1) == 1) done_.notify_one();
         }
     }
 
     const long pid_;
     std::mutex busy_, m_;
     std::condition_variable cv_, done_;
-    unsigned n_threads_ = 0, active_ = 0, pending_ = 0;
-    uint64_t gen_ = 0;
+    unsigned n_threads_ = 0, active_ = 0;
+    std::atomic<unsigned> pending_{0};
+    std::atomic<uint64_t> gen_{0};
     const std::function<void(unsigned)>* job_ = nullptr;
 };
 
