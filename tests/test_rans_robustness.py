@@ -185,6 +185,25 @@ def test_fuzz_driver_under_asan_ubsan(tmp_path: Path, portable: bool) -> None:
     assert run.stdout.startswith("ok:")
 
 
+@pytest.mark.slow
+def test_worker_pool_and_parallel_coding_under_tsan(tmp_path: Path) -> None:
+    """The worker pool (polling, parked, concurrent callers, fork) and whole payloads coded from
+    several callers at once, under ThreadSanitizer."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found")
+    exe = tmp_path / "pool_stress"
+    cmd = [gxx, "-std=c++17", "-O1", "-g", "-fsanitize=thread", f"-I{CSRC}", str(CSRC / "pool_stress.cpp")]
+    build = subprocess.run([*cmd, "-o", str(exe), "-lpthread"], capture_output=True, text=True, timeout=240)
+    if build.returncode != 0 and "tsan" in build.stderr.lower() and "cannot find" in build.stderr:
+        pytest.skip("ThreadSanitizer runtime is not installed")
+    assert build.returncode == 0, build.stderr[-3000:]
+    env = dict(os.environ, TSAN_OPTIONS="die_after_fork=0 halt_on_error=1")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", (run.stdout + run.stderr)[-3000:]
+    assert "ThreadSanitizer" not in run.stderr, run.stderr[-3000:]
+
+
 _ATHERIS_HARNESS = textwrap.dedent(
     """
     import sys
