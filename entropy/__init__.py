@@ -20,7 +20,14 @@ from ncodec.entropy.constants import (
     RANS_L,
     auto_lanes,
 )
-from ncodec.entropy.tables import TableSet, from_pmfs, gaussian_scale_table, gaussian_tables, quantize_pmf
+from ncodec.entropy.tables import (
+    TableSet,
+    from_pmfs,
+    gaussian_scale_table,
+    gaussian_tables,
+    quantize_pmf,
+    scale_indexes,
+)
 
 __all__ = [
     "AUTO_LANE_BITS",
@@ -42,4 +49,5 @@ __all__ = [
     "gaussian_scale_table",
     "gaussian_tables",
     "quantize_pmf",
+    "scale_indexes",
 ]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ncodec.entropy import coder, rans_ref
-from ncodec.entropy.tables import gaussian_scale_table, gaussian_tables
+from ncodec.entropy.tables import gaussian_scale_table, gaussian_tables, scale_indexes
 
 DEFAULT_SHAPE = (192, 48, 64)
 LARGE_SYMBOLS = 10_000_000
@@ -42,8 +42,7 @@ def make_latents(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     scale_table = gaussian_scale_table()
     scales = np.exp(rng.normal(np.log(0.9), 1.1, n)).clip(scale_table[0], scale_table[-1])
     symbols = np.round(rng.normal(0.0, scales)).astype(np.int32)
-    # CompressAI's build_indexes: the first table whose scale is >= the symbol's scale.
-    indexes = np.searchsorted(scale_table, scales, side="left").clip(0, scale_table.size - 1).astype(np.int32)
+    indexes = scale_indexes(scales, scale_table)  # as CompressAI's build_indexes
     return {"symbols": symbols, "scales": scales, "indexes": indexes}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -138,6 +139,34 @@ def from_pmfs(pmfs: list[np.ndarray], offsets: list[int] | np.ndarray) -> TableS
 def gaussian_scale_table(min_scale: float = 0.11, max_scale: float = 256.0, levels: int = 64) -> np.ndarray:
     """Log-spaced Gaussian scales (float64 ``[levels]``), as in CompressAI's default table."""
     return np.exp(np.linspace(np.log(min_scale), np.log(max_scale), levels))
+
+
+def scale_indexes(scales: Any, scale_table: np.ndarray | None = None) -> Any:
+    """The table index of every scale: the first table whose scale is >= it, clamped to the last
+    (CompressAI's ``GaussianConditional.build_indexes``).
+
+    Args:
+        scales: predicted scales, any shape; a numpy array or a torch tensor (CPU or CUDA).
+        scale_table: the scales of the tables, increasing (default :func:`gaussian_scale_table`).
+
+    Returns:
+        int32 indexes of the same shape and kind (a tensor stays on its device).
+
+    A float comparison: a scale within rounding of a table boundary can pick a different table on
+    another machine, and the decoder then decodes garbage. Compute ``scales`` exactly (as ncodec's
+    codecs do, with integer hyper-synthesis), or send the indexes instead of recomputing them.
+    """
+    table = gaussian_scale_table() if scale_table is None else np.asarray(scale_table, dtype=np.float64)
+    if table.ndim != 1 or table.size == 0 or np.any(np.diff(table) <= 0):
+        raise ValueError("scale_table must be a non-empty, strictly increasing 1-D array")
+    if type(scales).__module__.split(".")[0] == "torch":
+        import torch
+
+        bounds = torch.as_tensor(table, dtype=torch.float64, device=scales.device)
+        i = torch.searchsorted(bounds, scales.detach().to(torch.float64).contiguous(), right=False)
+        return i.clamp_(max=table.size - 1).to(torch.int32)
+    i = np.searchsorted(table, np.asarray(scales, dtype=np.float64), side="left")
+    return np.minimum(i, table.size - 1).astype(np.int32)
 
 
 def gaussian_tables(scales: np.ndarray, tail_mass: float = 1e-9, mean_offset: float = 0.0) -> TableSet:

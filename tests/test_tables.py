@@ -7,7 +7,14 @@ import pytest
 
 from ncodec.entropy import rans_ref
 from ncodec.entropy.constants import PREC, auto_lanes
-from ncodec.entropy.tables import TableSet, from_pmfs, gaussian_scale_table, gaussian_tables, quantize_pmf
+from ncodec.entropy.tables import (
+    TableSet,
+    from_pmfs,
+    gaussian_scale_table,
+    gaussian_tables,
+    quantize_pmf,
+    scale_indexes,
+)
 
 
 def test_quantize_pmf_sums_and_keeps_every_symbol():
@@ -59,3 +66,24 @@ def test_digest_depends_on_every_table():
 
 def test_auto_lanes_policy():
     assert [auto_lanes(b) for b in (0, 16383, 16384, 3 * 16384, 8 * 16384, 10**9)] == [1, 1, 1, 2, 8, 32]
+
+
+def test_scale_indexes_match_compressai_build_indexes():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("compressai")
+    from compressai.entropy_models import GaussianConditional
+
+    table = gaussian_scale_table()
+    gc = GaussianConditional(table.tolist())
+    rng = np.random.default_rng(5)
+    scales = np.concatenate([np.exp(rng.normal(0.0, 2.0, 5000)), table, [0.0, 1e-3, 1e9]])
+    want = gc.build_indexes(gc.lower_bound_scale(torch.from_numpy(scales).float())).numpy()
+    # CompressAI compares in float32: give both sides the same float32 scales.
+    s32 = scales.astype(np.float32).astype(np.float64)
+    got = scale_indexes(s32, table.astype(np.float32).astype(np.float64))
+    assert got.dtype == np.int32 and np.array_equal(got, want)
+    t = scale_indexes(torch.from_numpy(s32).reshape(3, -1), table.astype(np.float32).astype(np.float64))
+    assert t.dtype == torch.int32 and t.shape == (3, len(scales) // 3)
+    assert np.array_equal(t.reshape(-1).numpy(), want)
+    with pytest.raises(ValueError):
+        scale_indexes(scales, table[::-1])
