@@ -168,6 +168,7 @@ def test_fuzz_driver_under_asan_ubsan(tmp_path: Path, portable: bool) -> None:
         "-fsanitize=address,undefined",
         "-fno-sanitize-recover=all",
         "-fno-omit-frame-pointer",
+        f"-I{CSRC / 'emu'}",  # the CPU stand-in for the CUDA runtime: rans_cuda.cu runs in the driver
         f"-I{CSRC}",
         str(CSRC / "fuzz_driver.cpp"),
         "-o",

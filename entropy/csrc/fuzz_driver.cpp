@@ -1,20 +1,22 @@
-// Standalone robustness driver for the CPU rANS coder, meant to be built with sanitizers:
+// Standalone robustness driver for the rANS coders, meant to be built with sanitizers:
 //   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
-//       -I entropy/csrc entropy/csrc/fuzz_driver.cpp -o fuzz_driver -lpthread
+//       -I entropy/csrc/emu -I entropy/csrc entropy/csrc/fuzz_driver.cpp -o fuzz_driver -lpthread
 //   ./fuzz_driver [iterations] [seed]
 // Encodes random symbols with random tables, checks the round trip, then decodes thousands of
 // truncated, bit-flipped, spliced and random streams: each must return a status, never crash or
-// touch memory out of bounds. The CUDA coder's logic (rans_gpu_common.hpp: the head parsed by the
-// host, then the kernels' segment parsing, word packing and lane bodies, run here one "thread"
-// after another) must give the CPU coder's bytes, symbols and verdicts (status, and the message of
-// a framing error). Exits 0 on success, 1 on a mismatch.
+// touch memory out of bounds. The CUDA coder (rans_cuda.cu itself: its host code and kernels, on
+// the CPU stand-in for the CUDA runtime in emu/, each kernel's threads run one after another) must
+// give the CPU coder's bytes, symbols and verdicts (status, and the message of a framing error),
+// from host bytes and from a payload left on the "device". Exits 0 on success, 1 on a mismatch.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "rans_cpu.hpp"
-#include "rans_gpu_common.hpp"
+// The CUDA coder's host code and kernels, compiled for the CPU against emu/cuda_runtime.h (its
+// directory comes first on the include path): each kernel's threads run one after another.
+#include "rans_cuda.cu"
 
 using namespace ncodec::rans;
 
@@ -65,102 +67,50 @@ Prepared random_tables(Rng& r, uint32_t& T_out) {
     return p;
 }
 
-// The CUDA encoder's pipeline, with each kernel's threads run in a loop.
-std::vector<uint8_t> gpu_emulated_encode(const Prepared& P, const std::vector<int32_t>& sym,
+// The CUDA encoder: rans_cuda.cu's host code and kernels on the emulated runtime.
+std::vector<uint8_t> gpu_emulated_encode(gpu::DeviceTables* t, const std::vector<int32_t>& sym,
                                          const std::vector<int32_t>& idx, uint32_t lanes, uint64_t seg_n) {
-    const size_t n = sym.size();
-    const size_t n_seg = n ? (size_t)((n + seg_n - 1) / seg_n) : 0;
-    std::vector<unsigned long long> seg_cost(n_seg, 0);
-    std::vector<uint32_t> E(n), seg_k, state, count;
-    for (size_t j = 0; j < n; ++j) {  // k_entries
-        uint32_t c = 0;
-        int err = 0;
-        E[j] = gpu::entry_and_cost(sym[j], (uint32_t)idx[j], P.info.data(), P.cost.data(), P.T, c, err);
-        if (err) std::abort();
-        seg_cost[j / seg_n] += c;
-    }
-    std::vector<gpu::EncodeLane> tab;
-    std::vector<uint16_t> scratch(gpu::plan_encode(n, seg_n, lanes, seg_cost, seg_k, tab));
-    state.resize(tab.size());
-    count.resize(tab.size());
-    for (size_t g = 0; g < tab.size(); ++g)  // k_encode
-        gpu::encode_lane(tab[g], sym.data(), idx.data(), E.data(), P.info.data(), P.enc.data(), scratch.data(),
-                         state[g], count[g]);
-    std::vector<uint64_t> off;
-    std::vector<uint16_t> words(gpu::pack_offsets(count, off));
-    for (size_t g = 0; g < tab.size(); ++g)  // k_compact
-        for (uint32_t i = 0; i < count[g]; ++i) words[off[g] + i] = scratch[tab[g].region_end - count[g] + i];
     std::vector<uint8_t> out;
-    gpu::assemble(n, seg_n, seg_k, state, count, words, off, out);
+    std::string err;
+    const int st = gpu::encode(t, sym.data(), idx.data(), sym.size(), lanes, seg_n, 0, out, err);
+    if (st != gpu::kGpuOk) {
+        std::fprintf(stderr, "GPU (emulated) encoder: status %d %s\n", st, err.c_str());
+        std::exit(1);
+    }
     return out;
 }
 
-// The CUDA decoder, host steps and kernels in order (each kernel's threads run in a loop; the head
-// is read in the pieces the host copies from the device), with rans_cuda.cu's error precedence:
-// the first segment with a framing or lane error decides. Returns the framing error (status and
-// the CPU decoder's message) or, for a lane error, kCorrupt with an empty message.
-DecError gpu_emulated_decode(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
-                                    std::vector<int32_t>& out, bool use_packed) {
+// The CUDA decoder (rans_cuda.cu on the emulated runtime), from host bytes or from a "device"
+// payload (whose head the host reads in pieces). Returns the framing error (status and the CPU
+// decoder's message) or, for a lane error, kCorrupt with an empty message.
+DecError gpu_emulated_decode(gpu::DeviceTables* t, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
+                             std::vector<int32_t>& out, bool device_payload) {
     const size_t n = idx.size();
-    std::vector<SegSpan> spans;
-    uint64_t seg_n = 0;
-    size_t need = 0, avail = 0;
+    out.assign(std::max<size_t>(n, 1), 0);
     DecError pe;
-    for (;;) {
-        std::vector<uint8_t> head(data, data + avail);  // an exact copy: ASan catches reads past avail
-        pe = parse_head(head.data(), avail, len, n, need, seg_n, spans);
-        if (pe.status || avail >= need) break;
-        avail = need;
+    std::string err;
+    const int st = gpu::decode(t, device_payload ? data : nullptr, device_payload ? nullptr : data, len, idx.data(),
+                               out.data(), n, 0, pe, err);
+    switch (st) {
+        case gpu::kGpuOk:
+            return DecError{};
+        case gpu::kGpuParse:
+            return pe;
+        case gpu::kGpuCorrupt:
+            return dec_fail(kCorrupt, "");
+        case gpu::kGpuBadIndex:
+            return bad_index_error();
+        default:
+            std::fprintf(stderr, "GPU (emulated) decoder: status %d %s\n", st, err.c_str());
+            std::exit(1);
     }
-    if (pe.status) return pe;
-    const size_t n_seg = spans.size();
-    std::vector<uint32_t> k(n_seg);
-    std::vector<int> code1(n_seg);
-    for (size_t s = 0; s < n_seg; ++s) {  // k_seg_head
-        size_t bp;
-        code1[s] = seg_head(data + spans[s].body, spans[s].len, gpu::seg_symbols(s, seg_n, n), k[s], bp);
-    }
-    size_t s1 = 0;
-    std::vector<uint64_t> base(n_seg + 1, 0);
-    for (; s1 < n_seg && code1[s1] == kSegOk; ++s1) base[s1 + 1] = base[s1] + k[s1];
-    std::vector<gpu::DecodeLane> lanes(base[s1]);
-    std::vector<uint64_t> wbyte(s1), nw(s1);
-    std::vector<int> code2(s1);
-    std::vector<uint16_t> words(gpu::packed_words(len), 0);
-    for (size_t s = 0; s < s1; ++s)  // k_seg_lanes
-        code2[s] = gpu::seg_lanes(data + spans[s].body, spans[s].body, spans[s].len, s * seg_n,
-                                  gpu::seg_symbols(s, seg_n, n), k[s], lanes.data() + base[s], wbyte[s], nw[s]);
-    for (size_t s = 0; s < s1; ++s)  // k_pack
-        for (uint64_t i = 0; i < nw[s]; ++i) words.at((wbyte[s] + 1) / 2 + i) = gpu::pack_word(data, wbyte[s], i);
-    out.assign(n + 1, 0);
-    int err = 0;
-    uint64_t first_bad = ~0ull;
-    PackedTables pt;  // as upload_tables: packed tables where the table set allows them (or plain ones)
-    build_packed_tables(P, pt);
-    const PackedView pv{pt.lut_shift.data(), pt.value.data(), pt.bucket.data(), pt.entry.data()};
-    for (const auto& L : lanes) {  // k_decode
-        const int r = gpu::decode_lane(L, words.data(), idx.data(), out.data(), P.info.data(), P.cdf.data(),
-                                       P.lut.data(), P.T, pv, pt.usable && use_packed);
-        err |= r;
-        if (r == 1) first_bad = std::min<uint64_t>(first_bad, L.seg_start);
-    }
-    size_t sf = s1;
-    for (size_t s = 0; s < s1; ++s)
-        if (code2[s]) {
-            sf = s;
-            break;
-        }
-    const size_t sl = first_bad == ~0ull ? n_seg : (size_t)(first_bad / seg_n);
-    if (sf < n_seg && sf < sl) return seg_error(sf < s1 ? code2[sf] : code1[sf]);
-    if (err) return dec_fail(kCorrupt, "");
-    return DecError{};
 }
 
 // Runs the emulated GPU decoder and checks its verdict against the CPU decoder's (`cpu`): the same
 // status, and the same message for a framing error. Returns true if the stream was accepted.
-bool gpu_decode_checked(const Prepared& P, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
-                        const DecError& cpu, std::vector<int32_t>& out, bool use_packed) {
-    const DecError got = gpu_emulated_decode(P, data, len, idx, out, use_packed);
+bool gpu_decode_checked(gpu::DeviceTables* t, const uint8_t* data, size_t len, const std::vector<int32_t>& idx,
+                        const DecError& cpu, std::vector<int32_t>& out, bool device_payload) {
+    const DecError got = gpu_emulated_decode(t, data, len, idx, out, device_payload);
     if (got.status != cpu.status || (*got.msg && std::strcmp(got.msg, cpu.msg) != 0)) {
         std::fprintf(stderr, "GPU (emulated) decoder says %d '%s', the CPU decoder %d '%s'\n", got.status, got.msg,
                      cpu.status, cpu.msg);
@@ -178,7 +128,8 @@ int main(int argc, char** argv) {
     for (int it = 0; it < iters; ++it) {
         uint32_t T;
         Prepared P = random_tables(r, T);
-        const size_t n = r.below(8) == 0 ? r.below(3) : r.below(600);
+        // Mostly small; now and then over 4,096 symbols, enough lanes for k_decode's large blocks.
+        const size_t n = r.below(8) == 0 ? r.below(3) : r.below(64) == 0 ? 4096 + r.below(2000) : r.below(600);
         std::vector<int32_t> sym(n), idx(n);
         for (size_t j = 0; j < n; ++j) {
             uint32_t t = r.below(T);
@@ -244,12 +195,30 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "round trip failed (iteration %d): %s\n", it, e.msg);
             return 1;
         }
-        if (gpu_emulated_encode(P, sym, idx, lanes, seg) != payload) {
+        std::string up_err;
+        gpu::DeviceTables* dt = gpu::upload_tables(P, up_err);
+        if (!dt) {
+            std::fprintf(stderr, "upload_tables: %s\n", up_err.c_str());
+            return 1;
+        }
+        // The decode kernel with packed tables (where the table set allows them) or plain ones, and
+        // payloads from host bytes or left on the "device".
+        dt->packed = dt->packed && it % 2 == 0;
+        const bool device_payload = it % 4 < 2;
+        if (gpu_emulated_encode(dt, sym, idx, lanes, seg) != payload) {
             std::fprintf(stderr, "GPU (emulated) bytes differ from the CPU's (iteration %d)\n", it);
             return 1;
         }
+        if (n) {  // a bad index in a good stream: the GPU decoder says so too
+            std::vector<int32_t> bi = idx, bo;
+            bi[r.below((uint32_t)n)] = (int32_t)T + (int32_t)r.below(3);
+            if (gpu_emulated_decode(dt, payload.data(), payload.size(), bi, bo, device_payload).status != kBadIndex) {
+                std::fprintf(stderr, "GPU (emulated) decoder missed a bad index (iteration %d)\n", it);
+                return 1;
+            }
+        }
         std::vector<int32_t> gout;
-        if (!gpu_decode_checked(P, payload.data(), payload.size(), idx, e, gout, it % 2 == 0) ||
+        if (!gpu_decode_checked(dt, payload.data(), payload.size(), idx, e, gout, device_payload) ||
             !std::equal(sym.begin(), sym.end(), gout.begin())) {
             std::fprintf(stderr, "GPU (emulated) decode failed (iteration %d)\n", it);
             return 1;
@@ -302,7 +271,7 @@ int main(int argc, char** argv) {
                 return 1;
             }
             std::vector<int32_t> go;
-            const bool gpu_ok = gpu_decode_checked(P, buf, exact.size(), idx, d, go, it % 2 == 0);
+            const bool gpu_ok = gpu_decode_checked(dt, buf, exact.size(), idx, d, go, device_payload);
             delete[] buf;
             if (gpu_ok != (d.status == kOk) || (gpu_ok && !std::equal(o.begin(), o.begin() + n, go.begin()))) {
                 std::fprintf(stderr, "GPU (emulated) and CPU decoders disagree on a hostile stream (iteration %d)\n",
@@ -318,6 +287,7 @@ int main(int argc, char** argv) {
                 return 1;
             }
         }
+        gpu::release_tables(dt);
     }
     std::printf("ok: %d iterations, %zu hostile streams rejected, %zu decoded to garbage\n", iters, rejected, decoded);
     return 0;

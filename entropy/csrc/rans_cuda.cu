@@ -20,6 +20,12 @@
 #include "rans.hpp"
 #include "rans_cuda.hpp"
 
+// Kernel launches go through NCODEC_LAUNCH(kernel, grid, block, stream)(args...) so that the fuzz
+// driver can run this file on the CPU (emu/cuda_runtime.h defines it there).
+#ifndef NCODEC_LAUNCH
+#define NCODEC_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
+
 namespace ncodec {
 namespace rans {
 namespace gpu {
@@ -174,6 +180,9 @@ __global__ void k_entries(const int32_t* __restrict__ sym, const int32_t* __rest
         if (e) atomicOr(err, e);
         seg = (unsigned long long)(j / seg_n);
     }
+#if defined(NCODEC_CUDA_EMULATION)  // threads run one at a time there: no warp collectives
+    if (j < n && c) atomicAdd(seg_cost + seg, (unsigned long long)c);
+#else
     // One atomic per warp when the warp lies in one segment (the usual case).
     const unsigned full = 0xffffffffu;
     const unsigned long long seg0 = __shfl_sync(full, seg, 0);
@@ -183,6 +192,7 @@ __global__ void k_entries(const int32_t* __restrict__ sym, const int32_t* __rest
     } else if (j < n && c) {
         atomicAdd(seg_cost + seg, (unsigned long long)c);
     }
+#endif
 }
 
 __global__ void k_encode(const EncodeLane* __restrict__ lanes, uint32_t n_lanes, const int32_t* __restrict__ sym,
@@ -339,7 +349,7 @@ int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, 
     if (!check(cudaMemcpyAsync(d_spans, spans.data(), n_seg * sizeof(SegSpan), cudaMemcpyHostToDevice, stream), err,
                "cudaMemcpy"))
         return kGpuError;
-    k_seg_head<<<seg_blocks, kThreads, 0, stream>>>(d_data, d_spans, ns, seg_n, n, d_k, d_code);
+    NCODEC_LAUNCH(k_seg_head, seg_blocks, kThreads, stream)(d_data, d_spans, ns, seg_n, n, d_k, d_code);
     if (!check(cudaGetLastError(), err, "k_seg_head launch") ||
         !check(cudaMemcpyAsync(k.data(), d_k, n_seg * 4, cudaMemcpyDeviceToHost, stream), err, "cudaMemcpy") ||
         !check(cudaMemcpyAsync(code1.data(), d_code, n_seg * sizeof(int), cudaMemcpyDeviceToHost, stream), err,
@@ -362,7 +372,7 @@ int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, 
     if (s1) {
         if (!check(cudaMemcpyAsync(d_base, base.data(), s1 * 8, cudaMemcpyHostToDevice, stream), err, "cudaMemcpy"))
             return kGpuError;
-        k_seg_lanes<<<(unsigned)((s1 + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        NCODEC_LAUNCH(k_seg_lanes, (unsigned)((s1 + kThreads - 1) / kThreads), kThreads, stream)(
             d_data, d_spans, (uint32_t)s1, seg_n, n, d_k, d_base, d_lanes, d_wb, d_nw, d_code);
         if (!check(cudaGetLastError(), err, "k_seg_lanes launch")) return kGpuError;
     }
@@ -375,12 +385,13 @@ int decode(const DeviceTables* t, const uint8_t* d_data, const uint8_t* h_data, 
         !check(cudaMemsetAsync(d_first, 0xff, sizeof(none), stream), err, "memset"))
         return kGpuError;
     if (n_lanes) {
-        k_pack<<<(unsigned)std::min<size_t>(s1, 65535), 256, 0, stream>>>(d_data, (uint32_t)s1, d_wb, d_nw, d_words);
+        NCODEC_LAUNCH(k_pack, (unsigned)std::min<size_t>(s1, 65535), 256, stream)(d_data, (uint32_t)s1, d_wb, d_nw,
+                                                                                 d_words);
         if (!check(cudaGetLastError(), err, "k_pack launch")) return kGpuError;
         // Few lanes: small blocks spread them over every SM (latency-bound threads).
         const unsigned th = n_lanes < (uint64_t)t->sms * 1024 ? 32 : kThreads;
         const PackedView pk{t->lut_shift, t->value, t->bucket, t->entry};
-        k_decode<<<(unsigned)((n_lanes + th - 1) / th), th, 0, stream>>>(
+        NCODEC_LAUNCH(k_decode, (unsigned)((n_lanes + th - 1) / th), th, stream)(
             d_lanes, n_lanes, d_words, d_idx, d_out, t->info, t->cdf, t->lut, t->T, pk, t->packed, d_err, d_first);
         if (!check(cudaGetLastError(), err, "k_decode launch")) return kGpuError;
     }
@@ -429,7 +440,7 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
         if (!check(cudaMemsetAsync(d_cost.p, 0, n_seg * sizeof(unsigned long long), stream), err, "memset") ||
             !check(cudaMemsetAsync(d_err.p, 0, sizeof(int), stream), err, "memset"))
             return kGpuError;
-        k_entries<<<(unsigned)((n + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        NCODEC_LAUNCH(k_entries, (unsigned)((n + kThreads - 1) / kThreads), kThreads, stream)(
             d_sym, d_idx, n, seg_n, t->info, t->cost, t->T, d_E.p, d_cost.p, d_err.p);
         if (!check(cudaGetLastError(), err, "k_entries launch")) return kGpuError;
         int h_err = 0;
@@ -454,8 +465,8 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
                                    stream),
                    err, "cudaMemcpy"))
             return kGpuError;
-        k_encode<<<(nl + kThreads - 1) / kThreads, kThreads, 0, stream>>>(d_lanes.p, nl, d_sym, d_idx, d_E.p, t->info,
-                                                                            t->enc, d_scratch.p, d_state.p, d_count.p);
+        NCODEC_LAUNCH(k_encode, (nl + kThreads - 1) / kThreads, kThreads, stream)(
+            d_lanes.p, nl, d_sym, d_idx, d_E.p, t->info, t->enc, d_scratch.p, d_state.p, d_count.p);
         if (!check(cudaGetLastError(), err, "k_encode launch")) return kGpuError;
         state.resize(nl);
         count.resize(nl);
@@ -473,7 +484,7 @@ int encode(const DeviceTables* t, const int32_t* d_sym, const int32_t* d_idx, si
         if (!check(cudaMemcpyAsync(d_off.p, out_off.data(), nl * 8, cudaMemcpyHostToDevice, stream), err,
                    "cudaMemcpy"))
             return kGpuError;
-        k_compact<<<(unsigned)(((uint64_t)nl * 32 + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        NCODEC_LAUNCH(k_compact, (unsigned)(((uint64_t)nl * 32 + kThreads - 1) / kThreads), kThreads, stream)(
             d_lanes.p, nl, d_scratch.p, d_count.p, d_off.p, d_words.p);
         if (!check(cudaGetLastError(), err, "k_compact launch")) return kGpuError;
         words.resize(total_words);

@@ -1,6 +1,6 @@
 // The CUDA coder's per-thread lane bodies and its host-side framing (parse / plan / assemble),
-// kept free of CUDA API calls so that fuzz_driver.cpp can run the exact same logic on the CPU
-// (an emulation of the kernels, one loop iteration per GPU thread) under sanitizers.
+// free of CUDA API calls: rans_cuda.cu's kernels and host code call them (and fuzz_driver.cpp
+// runs all of that on the CPU under sanitizers, with emu/cuda_runtime.h standing in for CUDA).
 #pragma once
 
 #include <algorithm>
