@@ -62,6 +62,9 @@ if [ "$PHASE" = last ] && [ -f runs/ext/.ok ]; then
   for L in 32 128; do  # GPU lane profiles: more lanes per segment, more GPU threads, a little more size
     $X python3 -m ncodec.entropy.bench --symbols 100000000 --only ncodec_cuda_resident --lanes $L --repeat 3 2>&1 | tail -3
   done
+  for B in 12 6; do  # GPU bucket arrays: 2^12 (520 KiB) and 2^6 buckets per table against the default 2^8 (56 KiB)
+    NCODEC_CUDA_BUCKET_BITS=$B $X python3 -m ncodec.entropy.bench --symbols 100000000 --only ncodec_cuda_resident --repeat 3 2>&1 | tail -2
+  done
   $X python3 -m ncodec.entropy.bench --json > "$OUT/bench_default.json" 2>&1; tail -c 600 "$OUT/bench_default.json"
   $X python3 -m ncodec.codec.cli bench image --images tests/data --limit 2 --device cuda 2>&1 | tail -8
 fi

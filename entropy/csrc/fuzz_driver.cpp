@@ -168,8 +168,8 @@ int main(int argc, char** argv) {
             };
             if (!both_say(sym, bi, kBadIndex) || !both_say(bs, idx, kBadSymbol)) return 1;
         }
-        PackedTables S;
-        build_packed_tables(P, S);
+        PackedTables S;  // the AVX2 rows' tables, with buckets as prepared or coarser (more scan steps)
+        build_packed_tables(P, S, r.below(3) ? 12 : 4 + r.below(8));
         if (n) {  // a bad index, with a good or a damaged stream: kBadIndex from both decoders
             std::vector<int32_t> bi = idx;
             bi[r.below((uint32_t)n)] = (int32_t)T + (int32_t)r.below(3);
@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
             return 1;
         }
         std::string up_err;
-        gpu::DeviceTables* dt = gpu::upload_tables(P, up_err);
+        gpu::DeviceTables* dt = gpu::upload_tables(P, up_err, 4 + r.below(9));
         if (!dt) {
             std::fprintf(stderr, "upload_tables: %s\n", up_err.c_str());
             return 1;

@@ -497,25 +497,34 @@ struct PackedTables {
     bool usable = false;
 };
 
-inline void build_packed_tables(const Prepared& P, PackedTables& S) {
+// Buckets per table are those of the prepared tables (up to 2^12), or 2^max_bucket_bits where that
+// is fewer: coarser buckets make a smaller bucket array (for a GPU's L1: 64 tables of 2^8 buckets
+// are 64 KiB) at the price of more second scan steps. Decoding gives the same symbols either way.
+inline void build_packed_tables(const Prepared& P, PackedTables& S, uint32_t max_bucket_bits = 12) {
     const size_t T = P.info.size();
-    S.usable = P.cdf.size() <= (size_t(1) << 16) && P.lut.size() < (size_t(1) << 27);
-    if (!S.usable) return;
-    S.lut_shift.resize(T);
-    S.value.resize(T);
-    S.bucket.resize(P.lut.size());
+    S.lut_shift.assign(T, 0);
+    S.value.assign(T, 0);
+    S.bucket.clear();
     S.entry.assign(P.cdf.size(), 0);
+    size_t total = 0;
+    for (size_t t = 0; t < T; ++t) total += (size_t)1 << std::min<uint32_t>(kPrec - P.info[t].shift, max_bucket_bits);
+    S.usable = P.cdf.size() <= (size_t(1) << 16) && total < (size_t(1) << 27);
+    if (!S.usable) return;
+    S.bucket.resize(total);
+    uint32_t base = 0;
     for (size_t t = 0; t < T; ++t) {
         const TableInfo& ti = P.info[t];
-        S.lut_shift[t] = ti.lut_base | (uint32_t)ti.shift << 27;
+        const uint32_t kb = std::min<uint32_t>(kPrec - ti.shift, max_bucket_bits), shift = kPrec - kb;
+        S.lut_shift[t] = base | shift << 27;
         S.value[t] = (int32_t)((uint32_t)ti.offset - ti.base);
         const uint32_t* c = P.cdf.data() + ti.base;
         for (uint32_t s = 0; s < ti.n; ++s) S.entry[ti.base + s] = c[s] | (c[s + 1] - c[s]) << 16;
-        const uint32_t buckets = 1u << (kPrec - ti.shift);
-        for (uint32_t b = 0; b < buckets; ++b) {
-            const uint32_t s = P.lut[ti.lut_base + b];
-            S.bucket[ti.lut_base + b] = (ti.base + s) | (c[s + 1] - 1) << 16;
+        for (uint32_t b = 0; b < (1u << kb); ++b) {
+            // The entry holding the bucket's first slot (a prepared bucket starts at that slot too).
+            const uint32_t s = P.lut[ti.lut_base + ((b << shift) >> ti.shift)];
+            S.bucket[base + b] = (ti.base + s) | (c[s + 1] - 1) << 16;
         }
+        base += 1u << kb;
     }
 }
 
@@ -536,7 +545,7 @@ RANS_HD bool dec_value_packed(uint32_t& x, const uint16_t*& p, uint32_t t, const
     const uint32_t e = pk.bucket[(ls & ((1u << 27) - 1)) + (slot >> (ls >> 27))];
     uint32_t a = (e & kMask) + (slot > (e >> 16) ? 1u : 0u);
     uint32_t d = pk.entry[a];
-    if (slot >= (d & kMask) + (d >> 16)) {  // rare: another boundary inside the bucket
+    if (slot >= (d & kMask) + (d >> 16)) {  // rare (~0.3 %): another boundary inside the bucket
         while (slot >= cdf[a + 1]) ++a;
         d = pk.entry[a];
     }

@@ -18,7 +18,9 @@ int device_count();
 
 // Tables uploaded to the current device (immutable, reused across calls).
 struct DeviceTables;
-DeviceTables* upload_tables(const Prepared& p, std::string& err);
+// bucket_bits caps the buckets per table of the decoder's packed tables (build_packed_tables); 0
+// takes NCODEC_CUDA_BUCKET_BITS from the environment (4..12), else 8. Any value decodes the same.
+DeviceTables* upload_tables(const Prepared& p, std::string& err, uint32_t bucket_bits = 0);
 void release_tables(DeviceTables* t);
 int tables_device(const DeviceTables* t);
 
