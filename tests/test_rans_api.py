@@ -98,6 +98,7 @@ def test_entropy_bench_reports_every_coder_and_the_ratios() -> None:
     for c in r["coders"].values():
         assert c["encode_msym_s"] > 0 and c["decode_msym_s"] > 0 and c["bits_per_symbol"] > 0
     assert {"decode_vs_compressai", "encode_vs_compressai", "threads_scaling"} <= set(r["ratios"])
+    assert r["n_segments"] == 1 and r["ratios"]["threads_scaling_bound"] == 1.0  # 30,000 symbols: one segment
     assert 1.0 <= r["ratios"]["size_vs_table_ideal"] < 1.02
 
 
