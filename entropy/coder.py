@@ -168,6 +168,8 @@ def _as_int32(x: Any, what: str, lo: int, hi: int) -> np.ndarray:
         x = x.numpy()
     a = np.asarray(x)
     if a.dtype != np.int32:
+        if a.dtype.kind == "f":
+            _check_integral(a, what)
         if a.dtype.kind not in "iub":
             a = a.astype(np.int64)
         if a.size and a.dtype.itemsize >= 4 and a.dtype != np.int32:
@@ -176,6 +178,17 @@ def _as_int32(x: Any, what: str, lo: int, hi: int) -> np.ndarray:
                 raise ValueError(f"{what} out of range {lo}..{hi}")
         a = a.astype(np.int32)
     return np.ascontiguousarray(a.reshape(-1))
+
+
+def _check_integral(a: Any, what: str) -> None:
+    """Floating-point symbols or indexes must hold whole numbers: truncating 1.5 to 1 would code
+    something other than what the caller has (round latents before coding them)."""
+    if isinstance(a, np.ndarray):
+        bad = ~np.isfinite(a) | (a != np.round(a))
+    else:  # a torch tensor
+        bad = ~a.isfinite() | (a != a.round())
+    if bool(bad.any()):
+        raise ValueError(f"{what} values must be whole numbers: got a fractional or non-finite one")
 
 
 def _threads(threads: int | None) -> int:
@@ -205,7 +218,8 @@ def encode(
 
     Args:
         symbols: integer array or tensor, any shape, ``N`` elements; values in ``[-2**30, 2**30]``
-            (values outside a table's support are escaped, at a cost of extra bypass bits).
+            (values outside a table's support are escaped, at a cost of extra bypass bits). A
+            floating-point array is taken if it holds whole numbers only (round latents first).
         indexes: integer array or tensor of ``N`` elements, ``0 <= indexes < len(tables)``.
         tables: the probability tables (:class:`~ncodec.entropy.tables.TableSet`).
         lanes: interleaved lanes per segment, ``1..MAX_LANES``; 0 picks them from the estimated
@@ -220,7 +234,8 @@ def encode(
         The rANS payload (``bytes``), identical for every backend and thread count.
 
     Raises:
-        ValueError: sizes differ, an index or symbol is out of range, or a bad parameter.
+        ValueError: sizes differ, an index or symbol is out of range or not a whole number, or a
+            bad parameter.
         ImportError: ``backend="cpp"`` but the extension is not built.
         RuntimeError: ``backend="cuda"`` but no CUDA module or device.
     """
@@ -331,6 +346,7 @@ def _cuda_int32(x: Any, device: Any, what: str, lo: int, hi: int) -> Any:
         x = torch.from_numpy(_as_int32(x, what, lo, hi))
     elif x.numel() and not (x.dtype == torch.int32 and x.device.type == "cuda"):
         if x.dtype.is_floating_point:
+            _check_integral(x, what)
             x = x.long()
         mn, mx = int(x.min()), int(x.max())
         if mn < lo or mx > hi:

@@ -52,6 +52,24 @@ def test_backends_agree() -> None:
     assert coder.prepared_tables(t) is coder.prepared_tables(t)
 
 
+def test_float_inputs_must_be_whole_numbers() -> None:
+    """Whole-number floats (rounded latents) code like integers; a fractional or non-finite value
+    is refused instead of being truncated into a different symbol."""
+    torch = pytest.importorskip("torch")
+    t = _tables()
+    sym = np.array([0.0, 2.0, -1.0, 7.0])
+    idx = np.zeros(4)
+    data = entropy.encode(sym, idx, t)
+    assert data == entropy.encode(sym.astype(np.int32), idx.astype(np.int32), t)
+    np.testing.assert_array_equal(entropy.decode(data, torch.zeros(4, dtype=torch.float64), t), sym)
+    fractional, nan = np.array([0.0, 1.5, 0.0, 0.0]), np.array([0.0, np.nan, 0.0, 0.0])
+    for bad in (fractional, nan, torch.tensor([0.0, 0.5, 0.0, 0.0])):
+        with pytest.raises(ValueError, match="whole numbers"):
+            entropy.encode(bad, idx, t)
+    with pytest.raises(ValueError, match="whole numbers"):
+        entropy.decode(data, np.array([0.0, 0.0, 0.25, 0.0]), t)
+
+
 def test_fallback_without_extension() -> None:
     script = textwrap.dedent(
         """
