@@ -352,6 +352,7 @@ inline int encode_payload(const Prepared& P, const int32_t* sym, const int32_t* 
 // ---------------------------------------------------------------------------------------------
 
 constexpr size_t kCheckRows = 16;  // lanes' word pointers are checked every this many rows
+constexpr size_t kMaxGroup = 8;    // segments of one decoding task (decoded in lock-step)
 constexpr size_t kWordPad = kMaxOpsPerSymbol * kCheckRows + 16;
 
 struct DecScratch {
@@ -442,8 +443,9 @@ inline DecError segment_begin(const uint8_t* body, size_t len, const int32_t* id
     return DecError{};
 }
 
-// Scalar rows of a segment, in blocks of kCheckRows with an overrun check after each block.
-inline void segment_rows_scalar(const Prepared& Pr, SegRun& run) {
+// One scalar row (all k lanes at symbol row r) of a segment; false if an escaped value was out of
+// range.
+inline bool scalar_row(const Prepared& Pr, SegRun& run, size_t r) {
     const TableInfo* info = Pr.info.data();
     const uint32_t* cdf = Pr.cdf.data();
     const uint16_t* lut = Pr.lut.data();
@@ -451,56 +453,74 @@ inline void segment_rows_scalar(const Prepared& Pr, SegRun& run) {
     const uint32_t k = run.k;
     uint32_t* X = sc.x.data();
     const uint16_t** Pp = sc.p.data();
-    const uint16_t* const* Ep = sc.end.data();
+    const int32_t* ib = run.idx + r * k;
+    int32_t* ob = run.out + r * k;
+    bool ok = true;
+#if NCODEC_TWO_PHASE
     uint32_t* S = sc.s.data();
     uint32_t* V = sc.v.data();
-    const int32_t* const idx = run.idx;
-    int32_t* const out = run.out;
-    const size_t rows = run.rows;
-    bool ok = run.ok, overrun = false;
-    size_t r = run.r;
-    while (r < rows && ok && !overrun) {
-        const size_t rend = std::min(rows, r + kCheckRows);
-        for (; r < rend; ++r) {
-            const size_t base = r * k;
-            const int32_t* ib = idx + base;
-            int32_t* ob = out + base;
-#if NCODEC_TWO_PHASE
-            // Phase 1: every lane's bucket lookup (independent loads, many in flight).
-            for (uint32_t l = 0; l < k; ++l) {
-                const TableInfo& ti = info[ib[l]];
-                uint32_t slot = X[l] & kMask;
-                uint32_t a = ti.base + lut[ti.lut_base + (slot >> ti.shift)];
-                a += slot >= cdf[a + 1] ? 1u : 0u;  // first scan step, branch-free
-                S[l] = a;
-                V[l] = (uint32_t)ti.offset - ti.base;  // value = entry index + V (mod 2^32)
-            }
-            // Phase 2: finish the (rare) longer scans, advance the states, renormalise.
-            for (uint32_t l = 0; l < k; ++l) {
-                uint32_t x = X[l], slot = x & kMask, a = S[l];
-                while (slot >= cdf[a + 1]) ++a;
-                uint32_t start = cdf[a], end = cdf[a + 1], freq = end - start;
-                x = freq * (x >> 16) + slot - start;
-                dec_renorm(x, Pp[l]);
-                if (NCODEC_UNLIKELY(end == (1u << kPrec))) {  // the last entry: escape
-                    ok &= dec_escaped_value(x, Pp[l], info[ib[l]], ob[l]);
-                } else {
-                    ob[l] = (int32_t)(a + V[l]);
-                }
-                X[l] = x;
-            }
-#else
-            for (uint32_t l = 0; l < k; ++l) ok &= dec_value(X[l], Pp[l], info[ib[l]], cdf, lut, ob[l]);
-#endif
-        }
-        for (uint32_t l = 0; l < k; ++l) overrun |= Pp[l] > Ep[l];
+    // Phase 1: every lane's bucket lookup (independent loads, many in flight).
+    for (uint32_t l = 0; l < k; ++l) {
+        const TableInfo& ti = info[ib[l]];
+        uint32_t slot = X[l] & kMask;
+        uint32_t a = ti.base + lut[ti.lut_base + (slot >> ti.shift)];
+        a += slot >= cdf[a + 1] ? 1u : 0u;  // first scan step, branch-free
+        S[l] = a;
+        V[l] = (uint32_t)ti.offset - ti.base;  // value = entry index + V (mod 2^32)
     }
-    run.r = r;
-    run.ok = ok;
-    run.overrun = overrun;
+    // Phase 2: finish the (rare) longer scans, advance the states, renormalise.
+    for (uint32_t l = 0; l < k; ++l) {
+        uint32_t x = X[l], slot = x & kMask, a = S[l];
+        while (slot >= cdf[a + 1]) ++a;
+        uint32_t start = cdf[a], end = cdf[a + 1], freq = end - start;
+        x = freq * (x >> 16) + slot - start;
+        dec_renorm(x, Pp[l]);
+        if (NCODEC_UNLIKELY(end == (1u << kPrec))) {  // the last entry: escape
+            ok &= dec_escaped_value(x, Pp[l], info[ib[l]], ob[l]);
+        } else {
+            ob[l] = (int32_t)(a + V[l]);
+        }
+        X[l] = x;
+    }
+#else
+    for (uint32_t l = 0; l < k; ++l) ok &= dec_value(X[l], Pp[l], info[ib[l]], cdf, lut, ob[l]);
+#endif
+    return ok;
 }
 
-constexpr size_t kLockstep = 2;  // segments decoded in lock-step by one task (AVX2 path; 4 was slower)
+// Scalar rows of up to kMaxGroup segments in lock-step (a row of each in turn, so that segments of
+// few lanes still keep several independent decode chains in flight), block by block: kCheckRows
+// rows of each segment, then an overrun check of its lanes. Every segment stops at the block where
+// it failed, exactly as if it were decoded alone.
+inline void segment_rows_scalar(const Prepared& Pr, SegRun* const* runs, int n_runs) {
+    size_t rend[kMaxGroup];
+    for (;;) {
+        bool any = false;
+        for (int i = 0; i < n_runs; ++i) {
+            const SegRun& run = *runs[i];
+            const bool active = run.r < run.rows && run.ok && !run.overrun;
+            rend[i] = active ? std::min(run.rows, run.r + kCheckRows) : run.r;
+            any |= active;
+        }
+        if (!any) break;
+        for (size_t step = 0; step < kCheckRows; ++step)
+            for (int i = 0; i < n_runs; ++i) {
+                SegRun& run = *runs[i];
+                if (run.r < rend[i]) {
+                    run.ok &= scalar_row(Pr, run, run.r);
+                    ++run.r;
+                }
+            }
+        for (int i = 0; i < n_runs; ++i) {
+            SegRun& run = *runs[i];
+            const uint16_t* const* Pp = run.sc->p.data();
+            const uint16_t* const* Ep = run.sc->end.data();
+            for (uint32_t l = 0; l < run.k; ++l) run.overrun |= Pp[l] > Ep[l];
+        }
+    }
+}
+
+constexpr size_t kLockstep = 2;  // AVX2 rows: segments in lock-step (4 was slower)
 
 #if NCODEC_HAVE_AVX2_PATH
 // AVX2 rows of up to kLockstep segments (decoded in lock-step), block by block: the same blocks,
@@ -564,14 +584,15 @@ inline DecError segment_finish(const Prepared& Pr, SegRun& run) {
     return DecError{};
 }
 
-// Decodes segments [s, s + count) (count <= kLockstep) of a payload, checking their indexes first
-// (the AVX2 rows check them as they load them); on the AVX2 path they decode in lock-step. errs[i]
-// is segment s + i's result, exactly as if it were decoded alone.
+// Decodes segments [s, s + count) (count <= kMaxGroup) of a payload, checking their indexes first
+// (the AVX2 rows check them as they load them); the AVX2 ones decode in lock-step pairs, the others
+// all together in scalar lock-step. errs[i] is segment s + i's result, exactly as if it were decoded
+// alone.
 inline void decode_segments(const Prepared& P, const PackedTables* simd, const uint8_t* data,
                             const SegSpan* spans, size_t s, size_t count, const int32_t* idx, int32_t* out,
                             size_t n, uint64_t seg_n, DecScratch* sc, DecError* errs) {
-    SegRun runs[kLockstep];
-    bool begun[kLockstep] = {};
+    SegRun runs[kMaxGroup];
+    bool begun[kMaxGroup] = {};
     for (size_t i = 0; i < count; ++i) {
         const size_t s0 = (size_t)((s + i) * seg_n);
         const size_t cnt = std::min<size_t>(seg_n, n - s0);
@@ -588,20 +609,32 @@ inline void decode_segments(const Prepared& P, const PackedTables* simd, const u
             runs[i].indexes_checked = true;
         }
     }
+    SegRun* scalar[kMaxGroup];
+    int n_scalar = 0;
 #if NCODEC_HAVE_AVX2_PATH
-    SegRun* vec[kLockstep];
+    SegRun* vec[kMaxGroup];
     int n_vec = 0;
     for (size_t i = 0; i < count; ++i)
         if (begun[i] && runs[i].simd) vec[n_vec++] = &runs[i];
-    if (n_vec) segment_rows_avx2(P, *simd, vec, n_vec);
+    for (int i = 0; i < n_vec; i += (int)kLockstep)
+        segment_rows_avx2(P, *simd, vec + i, std::min(n_vec - i, (int)kLockstep));
 #endif
+    for (size_t i = 0; i < count; ++i)
+        if (begun[i] && !runs[i].simd) scalar[n_scalar++] = &runs[i];
+    if (n_scalar) segment_rows_scalar(P, scalar, n_scalar);
     for (size_t i = 0; i < count; ++i) {
         if (!begun[i]) continue;
-        if (!runs[i].simd) segment_rows_scalar(P, runs[i]);
         errs[i] = segment_finish(P, runs[i]);
         if (errs[i].status && !runs[i].indexes_checked && !indexes_valid(P, runs[i].idx, runs[i].n))
             errs[i] = bad_index_error();  // a bad index among the rows left undecoded wins
     }
+}
+
+// Lanes of a segment from its head (0 if unreadable; the decoder reports that later).
+inline uint32_t peek_lanes(const uint8_t* data, const SegSpan& span) {
+    size_t pos = 0;
+    uint32_t k = 0;
+    return read_varint(data + span.body, span.len, pos, k) ? 0 : k;
 }
 
 // Decodes a whole payload into out[0..n). A bad table index anywhere is reported first (kBadIndex),
@@ -617,18 +650,25 @@ inline DecError decode_payload(const Prepared& P, const uint8_t* data, size_t le
     if (head.status) return indexes_valid(P, idx, n) ? head : bad_index_error();  // a bad index wins
     const size_t n_seg = spans.size();
     std::vector<DecError> errs(n_seg);
-    // Tasks of up to kLockstep segments (decoded in lock-step on the AVX2 path) while every worker
-    // still gets a task; else one segment per task.
+    // Tasks of several segments, decoded in lock-step: pairs where the AVX2 rows take them (judged
+    // by the first segment's lanes), up to kMaxGroup where the scalar rows do (segments of few lanes
+    // have few decode chains each). One thread takes them all in as few tasks as that allows;
+    // several threads keep at least two tasks each, for balance.
+    bool avx_rows = false;
+#if NCODEC_HAVE_AVX2_PATH
+    avx_rows = simd && simd->usable && n_seg && cpu_has_avx2() && peek_lanes(data, spans[0]) % 8 == 0;
+#endif
+    const size_t cap = avx_rows ? kLockstep : kMaxGroup;
+    const size_t w = worker_count(n_seg, threads);
     size_t per = 1;
-    if (simd)
-        while (per < kLockstep && n_seg >= 2 * per * (size_t)worker_count(n_seg, threads)) per *= 2;
+    while (per < cap && (w == 1 ? per < n_seg : n_seg >= 2 * per * w)) per *= 2;
     const size_t n_tasks = (n_seg + per - 1) / per;
     const unsigned workers = worker_count(n_tasks, threads);
 
     std::atomic<size_t> first_bad{n_seg};
     std::atomic<bool> any_bad_index{false};
     parallel_for(n_tasks, workers, [&](size_t task, unsigned) {
-        static thread_local std::array<DecScratch, kLockstep> scratch;  // each thread's (pool threads persist)
+        static thread_local std::array<DecScratch, kMaxGroup> scratch;  // each thread's (pool threads persist)
         const size_t s = task * per;
         const size_t count = std::min(per, n_seg - s);
         if (any_bad_index.load(std::memory_order_relaxed)) return;  // the result is kBadIndex
