@@ -70,8 +70,9 @@ inline bool spin_until(F&& ready, int us) {
 // Waking a parked thread costs tens of microseconds too (in a VM it is an interrupt to an idle
 // vCPU), so a worker polls for the next job for kSpinUs before it parks, and the caller polls for
 // the workers' end before it sleeps: back-to-back calls (segments, chunks, frames) then hand work
-// over without a wake-up. One parallel_for uses the pool at a time (a concurrent one starts its own
-// threads); after a fork() the child gets a fresh pool (the parent's threads do not exist there).
+// over without a wake-up. With more threads than cores nobody polls. One parallel_for uses the
+// pool at a time (a concurrent one starts its own threads); after a fork() the child gets a fresh
+// pool (the parent's threads do not exist there).
 class WorkerPool {
 public:
     static constexpr int kSpinUs = 50;
@@ -103,11 +104,15 @@ public:
             job_ = &work;
             active_ = helpers;
             pending_ = helpers;
+            // Polling only pays while every thread has a core: oversubscribed, it takes time from
+            // the threads still working.
+            spin_us_.store(helpers < std::max(1u, std::thread::hardware_concurrency()) ? kSpinUs : 0);
             gen_.fetch_add(1);
         }
         cv_.notify_all();
         work(0);
-        if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; }, kSpinUs)) {
+        const int spin = spin_us_.load();
+        if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; }, spin)) {
             std::unique_lock<std::mutex> lk(m_);
             done_.wait(lk, [this] { return pending_.load() == 0; });
         }
@@ -130,7 +135,7 @@ private:
     void loop(unsigned id, uint64_t seen) {
         for (;;) {
             // A new generation (gen_ changes under m_, so the checks below see its job).
-            if (!spin_until([&] { return gen_.load(std::memory_order_acquire) != seen; }, kSpinUs)) {
+            if (!spin_until([&] { return gen_.load(std::memory_order_acquire) != seen; }, spin_us_.load())) {
                 std::unique_lock<std::mutex> lk(m_);
                 cv_.wait(lk, [&] { return gen_.load() != seen; });
             }
@@ -153,6 +158,7 @@ private:
     unsigned n_threads_ = 0, active_ = 0;
     std::atomic<unsigned> pending_{0};
     std::atomic<uint64_t> gen_{0};
+    std::atomic<int> spin_us_{kSpinUs};  // polling time of the last call (0: oversubscribed)
     const std::function<void(unsigned)>* job_ = nullptr;
 };
 
