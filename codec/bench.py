@@ -3,6 +3,10 @@
 CompressAI's model uses random weights (timing only, as the issue allows) at the same size as
 ours (N=128, M=192), with its own ``update()`` tables and ``ans`` coder. Times are wall-clock
 seconds per image, best of ``repeat``, with the same torch thread count for both.
+
+It also times entropy coding alone on each image's real latents (the shipped model's symbols and
+table indexes at ``quality``): ncodec's C++ coder on one thread against CompressAI's
+``GaussianConditional`` on the same symbols and indexes (``entropy.bench.compare_on_symbols``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import torch
 from PIL import Image
 
 from ncodec.codec import api
+from ncodec.codec.image import TileAnalysis
+from ncodec.entropy.bench import compare_on_symbols
 from ncodec.models.image_model import DOWNSAMPLE
+from ncodec.models.registry import DEFAULT_MODEL, load_model
 
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "kodak"
 
@@ -58,9 +65,12 @@ def run_image_bench(
     if not files:
         raise api.UnsupportedInputError(f"{folder}: no images to benchmark")
     ca = _compressai_model(device)
+    model = load_model(DEFAULT_MODEL["image"])
     rows = []
     for f in files:
         img = Image.open(f).convert("RGB")
+        _, sym, idx = TileAnalysis(model, np.asarray(img), "cpu").symbols(quality)
+        ent = compare_on_symbols(sym, idx, model.y_tables, repeat=repeat)
         te, data = _best(lambda img=img: api.encode(img, quality=quality, device=device), repeat)
         td, _ = _best(lambda data=data: api.decode(data, device=device), repeat)
         x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).to(device)
@@ -77,9 +87,18 @@ def run_image_bench(
                 "ncodec_decode_s": td,
                 "compressai_encode_s": tce,
                 "compressai_decode_s": tcd,
+                "latent_symbols": int(sym.size),
+                "entropy": ent["coders"],
             }
         )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.endswith("_s")}
+    # Entropy speeds over all images' latents together (total symbols / total time).
+    entropy_msym_s = {}
+    for coder_name in rows[0]["entropy"]:
+        n = sum(r["latent_symbols"] for r in rows)
+        for op in ("encode", "decode"):
+            t = sum(r["latent_symbols"] / r["entropy"][coder_name][f"{op}_msym_s"] for r in rows)
+            entropy_msym_s[f"{coder_name}_{op}"] = n / t
     result = {
         "device": device,
         "threads": torch.get_num_threads(),
@@ -90,7 +109,13 @@ def run_image_bench(
             "decode_speedup_vs_compressai": mean["compressai_decode_s"] / mean["ncodec_decode_s"],
             "encode_speedup_vs_compressai": mean["compressai_encode_s"] / mean["ncodec_encode_s"],
         },
+        "entropy_msym_s": entropy_msym_s,
     }
+    if "compressai_ans_decode" in entropy_msym_s:
+        for op in ("decode", "encode"):
+            result["ratios"][f"entropy_{op}_vs_compressai"] = (
+                entropy_msym_s[f"ncodec_cpp_1t_{op}"] / entropy_msym_s[f"compressai_ans_{op}"]
+            )
     if device.startswith("cuda"):
         hd = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8))
         data = api.encode(hd, quality=quality, device=device)
@@ -115,6 +140,17 @@ def run_image_bench(
             f"encode {result['ratios']['encode_speedup_vs_compressai']:.2f}x  "
             f"[{device}, {result['threads']} threads]"
         )
+        e, n_sym = entropy_msym_s, sum(r["latent_symbols"] for r in rows)
+        if "compressai_ans_decode" in e:
+            print(
+                f"entropy alone on the latents ({n_sym:,} symbols, q={quality:g}), M symbols/s: "
+                f"ncodec 1 thread decode {e['ncodec_cpp_1t_decode']:.0f}, "
+                f"encode {e['ncodec_cpp_1t_encode']:.0f}; "
+                f"CompressAI ans decode {e['compressai_ans_decode']:.1f}, "
+                f"encode {e['compressai_ans_encode']:.1f}; "
+                f"ratio decode {result['ratios']['entropy_decode_vs_compressai']:.1f}x, "
+                f"encode {result['ratios']['entropy_encode_vs_compressai']:.1f}x"
+            )
         if "decode_fps_1080p" in result:
             print(f"1080p decode: {result['decode_fps_1080p']:.1f} fps")
     return result

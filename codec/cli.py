@@ -65,10 +65,13 @@ def get_parser() -> argparse.ArgumentParser:
     be.add_argument("--repeat", type=int, default=3, help="timed repetitions (the best is reported)")
     be.add_argument("--only", default=None, help="comma-separated coder names (default: all)")
     be.add_argument("--lanes", type=int, default=0, help="lanes per segment for ncodec (0: auto)")
-    bi = bsub.add_parser("image", help="image encode/decode time vs CompressAI mbt2018-mean")
+    bi = bsub.add_parser(
+        "image", help="image encode/decode time vs CompressAI mbt2018-mean, and entropy coding on the latents"
+    )
     bi.add_argument("--images", type=Path, default=None, help="folder of images (default: Kodak)")
     bi.add_argument("--limit", type=int, default=6)
     bi.add_argument("--device", default="cpu")
+    bi.add_argument("--quality", type=float, default=50.0, help="ncodec quality 0..100 (default 50)")
     bi.add_argument("--json", action="store_true")
     ba = bsub.add_parser("audio", help="audio real-time factors on one CPU thread")
     ba.add_argument(
@@ -181,7 +184,9 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         from ncodec.codec.bench import run_image_bench
 
-        run_image_bench(args.images, limit=args.limit, device=args.device, as_json=args.json)
+        run_image_bench(
+            args.images, limit=args.limit, device=args.device, quality=args.quality, as_json=args.json
+        )
         return EXIT_OK
     if args.command == "train":
         if args.what == "audio":

@@ -96,17 +96,22 @@ class TileAnalysis:
         with torch.no_grad():
             self.y = model.analysis(_to_tensor(rgb, device))
 
-    def encode(self, quality: float, threads: int | None = None) -> bytes:
-        """The tile payload at ``quality`` (0..100)."""
+    def symbols(self, quality: float) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """At ``quality``: the hyper-latent ``z_hat`` (int32 ``[1, N, h/64, w/64]``, CPU), and the
+        latent's symbols and table indexes (int32 numpy ``[M * h/16 * w/16]``, for ``y_tables``)."""
         m = self.model
         ys, z_hat = m.scale_latents(self.y, quality)
         z_hat = z_hat.cpu()
         mu, idx = m.hyper(z_hat)
         sym = torch.round(ys.cpu().double() - mu).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int32)
-        z_data = entropy.encode(
-            z_hat.to(torch.int32).numpy(), m.z_indexes(tuple(z_hat.shape)), m.z_tables, threads=threads
-        )
-        y_data = entropy.encode(sym.numpy(), idx.to(torch.int32).numpy(), m.y_tables, threads=threads)
+        return z_hat.to(torch.int32), sym.numpy().reshape(-1), idx.to(torch.int32).numpy().reshape(-1)
+
+    def encode(self, quality: float, threads: int | None = None) -> bytes:
+        """The tile payload at ``quality`` (0..100)."""
+        m = self.model
+        z_hat, sym, idx = self.symbols(quality)
+        z_data = entropy.encode(z_hat.numpy(), m.z_indexes(tuple(z_hat.shape)), m.z_tables, threads=threads)
+        y_data = entropy.encode(sym, idx, m.y_tables, threads=threads)
         out = bytearray()
         write_varint(out, len(z_data))
         return bytes(out) + z_data + y_data

@@ -269,6 +269,42 @@ def _run_coders(
     return out
 
 
+def compare_on_symbols(
+    symbols: np.ndarray, indexes: np.ndarray, tables: Any, repeat: int = 3
+) -> dict[str, Any]:
+    """ncodec's C++ coder on one thread and CompressAI's ``ans`` on the same symbols, timed alike.
+
+    For latents of a real model (``ncodec bench image`` passes the image model's): ``indexes``
+    select ``tables`` for ncodec and, for CompressAI, its own tables of the same scales, so they
+    must index :func:`~ncodec.entropy.tables.gaussian_scale_table` as the image model's do.
+
+    Returns:
+        ``{"coders": {name: {"encode_msym_s", "decode_msym_s", "bits_per_symbol"}}, "ratios":
+        {"decode_vs_compressai", "encode_vs_compressai"}}`` (a coder that cannot run is left out,
+        with its reason under ``"skipped"``).
+    """
+    lat = {
+        "symbols": np.ascontiguousarray(symbols, np.int32),
+        "indexes": np.ascontiguousarray(indexes, np.int32),
+    }
+    errors: dict[str, str] = {}
+    coders = _run_coders(
+        {
+            "ncodec_cpp_1t": lambda: _setup_ncodec(lat, tables, 1, "cpp"),
+            "compressai_ans": lambda: _setup_compressai(lat),
+        },
+        repeat,
+        errors,
+    )
+    ratios = {}
+    if len(coders) == 2:
+        for op in ("decode", "encode"):
+            ratios[f"{op}_vs_compressai"] = (
+                coders["ncodec_cpp_1t"][f"{op}_msym_s"] / coders["compressai_ans"][f"{op}_msym_s"]
+            )
+    return {"coders": coders, "ratios": ratios, **({"skipped": errors} if errors else {})}
+
+
 def _machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:

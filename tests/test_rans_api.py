@@ -158,3 +158,18 @@ def test_bench_times_fast_calls_back_to_back() -> None:
     per_call, last = bench._per_call(lambda: calls.append(1) or len(calls))
     assert len(calls) > 10 and last == len(calls)  # the warm-up call is untimed
     assert per_call * (len(calls) - 1) >= bench.MIN_SAMPLE_S
+
+
+def test_compare_on_symbols_times_both_coders_on_the_same_symbols() -> None:
+    pytest.importorskip("compressai")
+    pytest.importorskip("ncodec.entropy._rans")
+    from ncodec.entropy.bench import compare_on_symbols
+
+    rng = np.random.default_rng(2)
+    scales = np.exp(rng.normal(-1.0, 1.0, 20_000))
+    sym = np.round(rng.normal(0.0, scales)).astype(np.int32)
+    tables = entropy.gaussian_tables(entropy.gaussian_scale_table())
+    r = compare_on_symbols(sym, entropy.scale_indexes(scales), tables, repeat=1)
+    assert set(r["coders"]) == {"ncodec_cpp_1t", "compressai_ans"}, r.get("skipped")
+    assert set(r["ratios"]) == {"decode_vs_compressai", "encode_vs_compressai"}
+    assert all(v > 0 for v in r["ratios"].values())
