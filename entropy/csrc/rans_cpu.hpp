@@ -450,13 +450,15 @@ inline DecError segment_begin(const uint8_t* body, size_t len, const int32_t* id
 }
 
 // One scalar row (all k lanes at symbol row r) of a segment; false if an escaped value was out of
-// range.
-inline bool scalar_row(const Prepared& Pr, SegRun& run, size_t r) {
+// range. K > 0 is the lane count known at compile time (the loops then unroll: segments of 1, 2 or
+// 4 lanes spend most of a row on loop overhead otherwise); K = 0 takes run.k.
+template <uint32_t K>
+inline bool scalar_row_k(const Prepared& Pr, SegRun& run, size_t r) {
     const TableInfo* info = Pr.info.data();
     const uint32_t* cdf = Pr.cdf.data();
     const uint16_t* lut = Pr.lut.data();
     DecScratch& sc = *run.sc;
-    const uint32_t k = run.k;
+    const uint32_t k = K ? K : run.k;
     uint32_t* X = sc.x.data();
     const uint16_t** Pp = sc.p.data();
     const int32_t* ib = run.idx + r * k;
@@ -494,11 +496,58 @@ inline bool scalar_row(const Prepared& Pr, SegRun& run, size_t r) {
     return ok;
 }
 
+// The same row with packed tables (build_packed_tables): fewer loads per symbol, which is what a
+// row of few lanes waits on.
+template <uint32_t K>
+inline bool scalar_row_packed(const Prepared& Pr, const PackedView& pk, SegRun& run, size_t r) {
+    DecScratch& sc = *run.sc;
+    const uint32_t k = K ? K : run.k;
+    uint32_t* X = sc.x.data();
+    const uint16_t** Pp = sc.p.data();
+    const int32_t* ib = run.idx + r * k;
+    int32_t* ob = run.out + r * k;
+    bool ok = true;
+    for (uint32_t l = 0; l < k; ++l)
+        ok &= dec_value_packed(X[l], Pp[l], (uint32_t)ib[l], pk, Pr.info.data(), Pr.cdf.data(), ob[l]);
+    return ok;
+}
+
+inline bool scalar_row(const Prepared& Pr, const PackedView* pk, SegRun& run, size_t r) {
+    if (pk) {
+        switch (run.k) {
+            case 1:
+                return scalar_row_packed<1>(Pr, *pk, run, r);
+            case 2:
+                return scalar_row_packed<2>(Pr, *pk, run, r);
+            case 4:
+                return scalar_row_packed<4>(Pr, *pk, run, r);
+            default:
+                return scalar_row_packed<0>(Pr, *pk, run, r);
+        }
+    }
+    switch (run.k) {
+        case 1:
+            return scalar_row_k<1>(Pr, run, r);
+        case 2:
+            return scalar_row_k<2>(Pr, run, r);
+        case 4:
+            return scalar_row_k<4>(Pr, run, r);
+        default:
+            return scalar_row_k<0>(Pr, run, r);
+    }
+}
+
 // Scalar rows of up to kMaxGroup segments in lock-step (a row of each in turn, so that segments of
 // few lanes still keep several independent decode chains in flight), block by block: kCheckRows
 // rows of each segment, then an overrun check of its lanes. Every segment stops at the block where
 // it failed, exactly as if it were decoded alone.
-inline void segment_rows_scalar(const Prepared& Pr, SegRun* const* runs, int n_runs) {
+inline void segment_rows_scalar(const Prepared& Pr, const PackedTables* packed, SegRun* const* runs, int n_runs) {
+    PackedView view{};
+    const PackedView* pk = nullptr;
+    if (packed && packed->usable) {
+        view = PackedView{packed->lut_shift.data(), packed->value.data(), packed->bucket.data(), packed->entry.data()};
+        pk = &view;
+    }
     size_t rend[kMaxGroup];
     for (;;) {
         bool any = false;
@@ -513,7 +562,7 @@ inline void segment_rows_scalar(const Prepared& Pr, SegRun* const* runs, int n_r
             for (int i = 0; i < n_runs; ++i) {
                 SegRun& run = *runs[i];
                 if (run.r < rend[i]) {
-                    run.ok &= scalar_row(Pr, run, run.r);
+                    run.ok &= scalar_row(Pr, pk, run, run.r);
                     ++run.r;
                 }
             }
@@ -627,7 +676,7 @@ inline void decode_segments(const Prepared& P, const PackedTables* simd, const u
 #endif
     for (size_t i = 0; i < count; ++i)
         if (begun[i] && !runs[i].simd) scalar[n_scalar++] = &runs[i];
-    if (n_scalar) segment_rows_scalar(P, scalar, n_scalar);
+    if (n_scalar) segment_rows_scalar(P, simd, scalar, n_scalar);
     for (size_t i = 0; i < count; ++i) {
         if (!begun[i]) continue;
         errs[i] = segment_finish(P, runs[i]);
