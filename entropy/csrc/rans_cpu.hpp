@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "rans.hpp"
@@ -512,29 +513,24 @@ inline bool scalar_row_packed(const Prepared& Pr, const PackedView& pk, SegRun& 
     return ok;
 }
 
-inline bool scalar_row(const Prepared& Pr, const PackedView* pk, SegRun& run, size_t r) {
-    if (pk) {
-        switch (run.k) {
-            case 1:
-                return scalar_row_packed<1>(Pr, *pk, run, r);
-            case 2:
-                return scalar_row_packed<2>(Pr, *pk, run, r);
-            case 4:
-                return scalar_row_packed<4>(Pr, *pk, run, r);
-            default:
-                return scalar_row_packed<0>(Pr, *pk, run, r);
-        }
-    }
-    switch (run.k) {
+// f(std::integral_constant<uint32_t, K>{}) with K = k for 1, 2 and 4 lanes, else K = 0.
+template <class F>
+inline bool with_lanes(uint32_t k, F&& f) {
+    switch (k) {
         case 1:
-            return scalar_row_k<1>(Pr, run, r);
+            return f(std::integral_constant<uint32_t, 1>{});
         case 2:
-            return scalar_row_k<2>(Pr, run, r);
+            return f(std::integral_constant<uint32_t, 2>{});
         case 4:
-            return scalar_row_k<4>(Pr, run, r);
+            return f(std::integral_constant<uint32_t, 4>{});
         default:
-            return scalar_row_k<0>(Pr, run, r);
+            return f(std::integral_constant<uint32_t, 0>{});
     }
+}
+
+inline bool scalar_row(const Prepared& Pr, const PackedView* pk, SegRun& run, size_t r) {
+    if (pk) return with_lanes(run.k, [&](auto K) { return scalar_row_packed<K()>(Pr, *pk, run, r); });
+    return with_lanes(run.k, [&](auto K) { return scalar_row_k<K()>(Pr, run, r); });
 }
 
 // Scalar rows of up to kMaxGroup segments in lock-step (a row of each in turn, so that segments of
