@@ -452,9 +452,11 @@ inline DecError segment_begin(const uint8_t* body, size_t len, const int32_t* id
 
 // One scalar row (all k lanes at symbol row r) of a segment; false if an escaped value was out of
 // range. K > 0 is the lane count known at compile time (the loops then unroll: segments of 1, 2 or
-// 4 lanes spend most of a row on loop overhead otherwise); K = 0 takes run.k.
+// 4 lanes spend most of a row on loop overhead otherwise); K = 0 takes run.k. With `pk` (packed
+// tables, build_packed_tables) a symbol needs fewer loads, which is what a row of few lanes waits
+// on; without, the plain tables (the reference path).
 template <uint32_t K>
-inline bool scalar_row_k(const Prepared& Pr, SegRun& run, size_t r) {
+inline bool scalar_row_k(const Prepared& Pr, const PackedView* pk, SegRun& run, size_t r) {
     const TableInfo* info = Pr.info.data();
     const uint32_t* cdf = Pr.cdf.data();
     const uint16_t* lut = Pr.lut.data();
@@ -465,6 +467,10 @@ inline bool scalar_row_k(const Prepared& Pr, SegRun& run, size_t r) {
     const int32_t* ib = run.idx + r * k;
     int32_t* ob = run.out + r * k;
     bool ok = true;
+    if (pk) {
+        for (uint32_t l = 0; l < k; ++l) ok &= dec_value_packed(X[l], Pp[l], (uint32_t)ib[l], *pk, info, cdf, ob[l]);
+        return ok;
+    }
 #if NCODEC_TWO_PHASE
     uint32_t* S = sc.s.data();
     uint32_t* V = sc.v.data();
@@ -497,22 +503,6 @@ inline bool scalar_row_k(const Prepared& Pr, SegRun& run, size_t r) {
     return ok;
 }
 
-// The same row with packed tables (build_packed_tables): fewer loads per symbol, which is what a
-// row of few lanes waits on.
-template <uint32_t K>
-inline bool scalar_row_packed(const Prepared& Pr, const PackedView& pk, SegRun& run, size_t r) {
-    DecScratch& sc = *run.sc;
-    const uint32_t k = K ? K : run.k;
-    uint32_t* X = sc.x.data();
-    const uint16_t** Pp = sc.p.data();
-    const int32_t* ib = run.idx + r * k;
-    int32_t* ob = run.out + r * k;
-    bool ok = true;
-    for (uint32_t l = 0; l < k; ++l)
-        ok &= dec_value_packed(X[l], Pp[l], (uint32_t)ib[l], pk, Pr.info.data(), Pr.cdf.data(), ob[l]);
-    return ok;
-}
-
 // f(std::integral_constant<uint32_t, K>{}) with K = k for 1, 2 and 4 lanes, else K = 0.
 template <class F>
 inline bool with_lanes(uint32_t k, F&& f) {
@@ -529,8 +519,7 @@ inline bool with_lanes(uint32_t k, F&& f) {
 }
 
 inline bool scalar_row(const Prepared& Pr, const PackedView* pk, SegRun& run, size_t r) {
-    if (pk) return with_lanes(run.k, [&](auto K) { return scalar_row_packed<K()>(Pr, *pk, run, r); });
-    return with_lanes(run.k, [&](auto K) { return scalar_row_k<K()>(Pr, run, r); });
+    return with_lanes(run.k, [&](auto K) { return scalar_row_k<K()>(Pr, pk, run, r); });
 }
 
 // Scalar rows of up to kMaxGroup segments in lock-step (a row of each in turn, so that segments of
