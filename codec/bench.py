@@ -93,12 +93,12 @@ def run_image_bench(
         )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.endswith("_s")}
     # Entropy speeds over all images' latents together (total symbols / total time).
+    n_sym = sum(r["latent_symbols"] for r in rows)
     entropy_msym_s = {}
     for coder_name in rows[0]["entropy"]:
-        n = sum(r["latent_symbols"] for r in rows)
         for op in ("encode", "decode"):
             t = sum(r["latent_symbols"] / r["entropy"][coder_name][f"{op}_msym_s"] for r in rows)
-            entropy_msym_s[f"{coder_name}_{op}"] = n / t
+            entropy_msym_s[f"{coder_name}_{op}"] = n_sym / t
     result = {
         "device": device,
         "threads": torch.get_num_threads(),
@@ -140,7 +140,7 @@ def run_image_bench(
             f"encode {result['ratios']['encode_speedup_vs_compressai']:.2f}x  "
             f"[{device}, {result['threads']} threads]"
         )
-        e, n_sym = entropy_msym_s, sum(r["latent_symbols"] for r in rows)
+        e = entropy_msym_s
         if "compressai_ans_decode" in e:
             print(
                 f"entropy alone on the latents ({n_sym:,} symbols, q={quality:g}), M symbols/s: "

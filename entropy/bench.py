@@ -269,6 +269,18 @@ def _run_coders(
     return out
 
 
+def _peer_ratios(coders: dict[str, Any], peers: dict[str, str]) -> dict[str, float]:
+    """``{op}_vs_{key}``: ncodec's single-threaded C++ speed over peer ``peers[key]``'s, for encode and
+    decode, for the peers that ran (none without ``ncodec_cpp_1t``)."""
+    ours = coders.get("ncodec_cpp_1t")
+    ratios: dict[str, float] = {}
+    for key, other in peers.items():
+        if ours and other in coders:
+            for op in ("decode", "encode"):
+                ratios[f"{op}_vs_{key}"] = ours[f"{op}_msym_s"] / coders[other][f"{op}_msym_s"]
+    return ratios
+
+
 def compare_on_symbols(
     symbols: np.ndarray, indexes: np.ndarray, tables: Any, repeat: int = 3
 ) -> dict[str, Any]:
@@ -284,8 +296,8 @@ def compare_on_symbols(
         with its reason under ``"skipped"``).
     """
     lat = {
-        "symbols": np.ascontiguousarray(symbols, np.int32),
-        "indexes": np.ascontiguousarray(indexes, np.int32),
+        "symbols": np.ascontiguousarray(symbols, np.int32).reshape(-1),
+        "indexes": np.ascontiguousarray(indexes, np.int32).reshape(-1),
     }
     errors: dict[str, str] = {}
     coders = _run_coders(
@@ -296,12 +308,7 @@ def compare_on_symbols(
         repeat,
         errors,
     )
-    ratios = {}
-    if len(coders) == 2:
-        for op in ("decode", "encode"):
-            ratios[f"{op}_vs_compressai"] = (
-                coders["ncodec_cpp_1t"][f"{op}_msym_s"] / coders["compressai_ans"][f"{op}_msym_s"]
-            )
+    ratios = _peer_ratios(coders, {"compressai": "compressai_ans"})
     return {"coders": coders, "ratios": ratios, **({"skipped": errors} if errors else {})}
 
 
@@ -385,10 +392,8 @@ def run_entropy_bench(
     ours = coders.get("ncodec_cpp_1t")
     if ours:
         ours["overhead_vs_table_ideal"] = ours["bits_per_symbol"] / table_ideal - 1.0
-        for key, other in (("compressai", "compressai_ans"), ("constriction", "constriction_ans_gaussian")):
-            if other in coders:
-                for op in ("decode", "encode"):
-                    ratios[f"{op}_vs_{key}"] = ours[f"{op}_msym_s"] / coders[other][f"{op}_msym_s"]
+        peers = {"compressai": "compressai_ans", "constriction": "constriction_ans_gaussian"}
+        ratios.update(_peer_ratios(coders, peers))
         if "ncodec_cpp_mt" in coders:
             mt = coders["ncodec_cpp_mt"]
             ratios["threads_scaling"] = mt["decode_msym_s"] / ours["decode_msym_s"]

@@ -173,3 +173,6 @@ def test_compare_on_symbols_times_both_coders_on_the_same_symbols() -> None:
     assert set(r["coders"]) == {"ncodec_cpp_1t", "compressai_ans"}, r.get("skipped")
     assert set(r["ratios"]) == {"decode_vs_compressai", "encode_vs_compressai"}
     assert all(v > 0 for v in r["ratios"].values())
+    idx2 = entropy.scale_indexes(scales).reshape(40, -1)
+    r2 = compare_on_symbols(sym.reshape(40, -1), idx2, tables, repeat=1)
+    assert set(r2["coders"]) == {"ncodec_cpp_1t", "compressai_ans"}, r2.get("skipped")  # any shape

@@ -336,6 +336,9 @@ enum SegCode : int {
     kSegBadState = 6,
 };
 
+// The SegCode of a failed read_varint status.
+RANS_HD int seg_varint_code(int st) { return st == kTruncated ? kSegVarintTruncated : kSegVarintCorrupt; }
+
 inline DecError seg_error(int code) {
     switch (code) {
         case kSegOk:
@@ -361,7 +364,7 @@ RANS_HD int seg_head(const uint8_t* body, size_t blen, size_t cnt, uint32_t& k, 
     bp = 0;
     k = 0;
     const int st = read_varint(body, blen, bp, k);
-    if (st) return st == kTruncated ? kSegVarintTruncated : kSegVarintCorrupt;
+    if (st) return seg_varint_code(st);
     const size_t max_k = cnt < kMaxLanes ? cnt : kMaxLanes;
     if (k < 1 || k > max_k) return kSegBadLanes;
     if (bp + 4 * (size_t)k > blen) return kSegHeaderShort;
@@ -486,15 +489,25 @@ inline std::string prepare_tables(const int32_t* cdf, int64_t T, int64_t W, cons
 // Packed decoder tables (the CPU's AVX2 rows and the GPU): fewer and independent loads per symbol
 // ---------------------------------------------------------------------------------------------
 
+// Raw pointers to packed tables (host or device memory).
+struct PackedView {
+    const uint32_t* lut_shift;
+    const int32_t* value;
+    const uint32_t* bucket;
+    const uint32_t* entry;
+};
+
 // Structure-of-arrays copies of prepared tables, in packed forms that need every entry number (all
 // tables together) below 2^16 and every bucket number below 2^27 (`usable`); larger table sets
 // decode with the plain tables.
 struct PackedTables {
-    std::vector<uint32_t> lut_shift;  // per table: lut_base | shift << 27
+    std::vector<uint32_t> lut_shift;  // per table: first bucket (in `bucket`) | bucket shift << 27
     std::vector<int32_t> value;       // per table: offset - base (value = entry number + value)
     std::vector<uint32_t> bucket;     // per bucket: entry number of its first entry s | (cdf[s + 1] - 1) << 16
     std::vector<uint32_t> entry;      // per entry: start | freq << 16 (freq <= 65535)
     bool usable = false;
+
+    PackedView view() const { return PackedView{lut_shift.data(), value.data(), bucket.data(), entry.data()}; }
 };
 
 // Buckets per table are those of the prepared tables (up to 2^12), or 2^max_bucket_bits where that
@@ -502,19 +515,20 @@ struct PackedTables {
 // are 64 KiB) at the price of more second scan steps. Decoding gives the same symbols either way.
 inline void build_packed_tables(const Prepared& P, PackedTables& S, uint32_t max_bucket_bits = 12) {
     const size_t T = P.info.size();
+    auto bucket_bits = [&](const TableInfo& ti) { return std::min<uint32_t>(kPrec - ti.shift, max_bucket_bits); };
     S.lut_shift.assign(T, 0);
     S.value.assign(T, 0);
     S.bucket.clear();
     S.entry.assign(P.cdf.size(), 0);
     size_t total = 0;
-    for (size_t t = 0; t < T; ++t) total += (size_t)1 << std::min<uint32_t>(kPrec - P.info[t].shift, max_bucket_bits);
+    for (const TableInfo& ti : P.info) total += (size_t)1 << bucket_bits(ti);
     S.usable = P.cdf.size() <= (size_t(1) << 16) && total < (size_t(1) << 27);
     if (!S.usable) return;
     S.bucket.resize(total);
     uint32_t base = 0;
     for (size_t t = 0; t < T; ++t) {
         const TableInfo& ti = P.info[t];
-        const uint32_t kb = std::min<uint32_t>(kPrec - ti.shift, max_bucket_bits), shift = kPrec - kb;
+        const uint32_t kb = bucket_bits(ti), shift = kPrec - kb;
         S.lut_shift[t] = base | shift << 27;
         S.value[t] = (int32_t)((uint32_t)ti.offset - ti.base);
         const uint32_t* c = P.cdf.data() + ti.base;
@@ -527,14 +541,6 @@ inline void build_packed_tables(const Prepared& P, PackedTables& S, uint32_t max
         base += 1u << kb;
     }
 }
-
-// Raw pointers to packed tables (host or device memory).
-struct PackedView {
-    const uint32_t* lut_shift;
-    const int32_t* value;
-    const uint32_t* bucket;
-    const uint32_t* entry;
-};
 
 // dec_value with packed tables: the bucket entry settles the first scan step, so a symbol costs two
 // dependent loads (bucket, entry) instead of three or four. Same result as dec_value.

@@ -527,12 +527,8 @@ inline bool scalar_row(const Prepared& Pr, const PackedView* pk, SegRun& run, si
 // rows of each segment, then an overrun check of its lanes. Every segment stops at the block where
 // it failed, exactly as if it were decoded alone.
 inline void segment_rows_scalar(const Prepared& Pr, const PackedTables* packed, SegRun* const* runs, int n_runs) {
-    PackedView view{};
-    const PackedView* pk = nullptr;
-    if (packed && packed->usable) {
-        view = PackedView{packed->lut_shift.data(), packed->value.data(), packed->bucket.data(), packed->entry.data()};
-        pk = &view;
-    }
+    const PackedView view = packed ? packed->view() : PackedView{};
+    const PackedView* pk = packed && packed->usable ? &view : nullptr;
     size_t rend[kMaxGroup];
     for (;;) {
         bool any = false;

@@ -149,7 +149,7 @@ RANS_HD int seg_lanes(const uint8_t* body, uint64_t body_off, uint32_t blen, uin
     for (uint32_t l = 0; l < k && code == kSegOk; ++l) {
         uint32_t c = 0;
         const int st = read_varint(body, blen, bp, c);
-        if (st) code = st == kTruncated ? kSegVarintTruncated : kSegVarintCorrupt;
+        if (st) code = seg_varint_code(st);
         total += c;
     }
     if (code == kSegOk && bp + 2 * total != blen) code = kSegCountMismatch;

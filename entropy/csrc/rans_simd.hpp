@@ -2,7 +2,7 @@
 // the fallback and the reference (same bytes, symbols, states, word pointers and error checks).
 //
 // Decoder: the lanes of a segment in groups of 8. Per group and row, five gathers (each eight scalar
-// loads) from PackedTables (rans.hpp): the table's lut_base | shift and value offset, the bucket
+// loads) from PackedTables (rans.hpp): the table's first bucket | shift and value offset, the bucket
 // entry (first entry | its end - 1 << 16: the first scan step needs no CDF load), the entry's
 // start | freq << 16, and the next word of every lane (issued before the state update, so it is off
 // the dependency chain). Lanes whose slot lies past the first step's entry (several boundaries in
