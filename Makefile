@@ -1,22 +1,39 @@
 # The two README commands: `make demo` and `make test`. Each creates .venv if absent and installs
-# ncodec (editable, with its C++ extension) before running.
+# exactly what uv.lock lists (torch & co. included), then ncodec itself, editable, with its C++
+# extension built by the locked build tools. `make lock` regenerates uv.lock after a change to
+# pyproject.toml's dependencies (commit both); CI installs from the lock and fails if it is stale.
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
+# The uv that bootstraps the environment; the lock pins the same one (dev extra), so sync keeps it.
+UV_VERSION := 0.13.9
+EXTRAS := --extra dev --extra eval
 STAMP := $(VENV)/.ncodec-installed
-NATIVE := pyproject.toml CMakeLists.txt $(wildcard entropy/csrc/*)
+NATIVE := pyproject.toml uv.lock CMakeLists.txt $(wildcard entropy/csrc/*)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test lint format install lock check-lock clean
 
 $(STAMP): $(NATIVE)
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@$(VPY) -m pip install -q --disable-pip-version-check uv
-	$(UV) pip install --python $(VPY) -q "scikit-build-core>=0.10" "nanobind>=2.0" cmake ninja
-	$(UV) pip install --python $(VPY) -q --no-build-isolation-package ncodec -e ".[dev]"
+	@test -x $(UV) || $(VPY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	@# the pinned build tools first: ncodec's extension builds against them (no build isolation)
+	$(UV) sync --locked $(EXTRAS) --no-install-project
+	$(UV) sync --locked $(EXTRAS)
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Fails when pyproject.toml changed without `make lock`, or .venv differs from the lock.
+check-lock: $(STAMP)
+	$(UV) lock --check
+	$(UV) sync --locked --check $(EXTRAS)
+
+lock:
+	@test -x $(UV) || { test -x $(VPY) || $(PYTHON) -m venv $(VENV); $(VPY) -m pip install -q uv==$(UV_VERSION); }
+	$(UV) lock
 
 demo: $(STAMP)
 	$(VPY) -m ncodec.codec.demo
@@ -29,7 +46,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
+test: check-lock lint
 	$(VPY) -m pytest -q
 
 clean:
