@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from ncodec.bitstream.errors import CorruptStreamError, LimitExceededError
 
@@ -15,6 +16,7 @@ MAX_DIM = 65535
 MAX_PIXELS = 1 << 28  # 268 Mpixel, e.g. 16384 x 16384
 MAX_AUDIO_SAMPLES = 1 << 36
 MAX_FRAMES = 1 << 24
+MAX_VIDEO_PIXELS = 1 << 25  # per frame (frames are coded whole): 8K UHD is 2**24.98
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,24 @@ class ImageParams:
         """Data segments the stream must hold: tiles in raster order, then alpha if any."""
         return self.tiles_x * self.tiles_y + self.alpha
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.width, self.height
+
+    def describe(self, total_bytes: int) -> dict[str, Any]:
+        """``ncodec info`` fields; ``bpp`` is bits of the whole stream per pixel."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "bit_depth": self.bit_depth,
+            "quality": self.quality / 100,
+            "tile": self.tile,
+            "alpha": bool(self.alpha),
+            "bpp": total_bytes * 8 / (self.width * self.height),
+        }
+
 
 @dataclass(frozen=True)
 class AudioParams:
@@ -118,14 +138,45 @@ class AudioParams:
             or self.channel_mode not in (0, 1)
         ):
             raise CorruptStreamError("invalid sample rate, channel count or channel mode")
+        if self.channel_mode == 1 and self.channels != 2:
+            raise CorruptStreamError("mid/side mode needs exactly two channels")
+        if self.samples < 1 or self.rate < 1:
+            raise CorruptStreamError("audio stream declares no samples or a zero rate")
         if self.samples > MAX_AUDIO_SAMPLES or not 1 <= self.chunk <= 1 << 24:
             raise LimitExceededError("audio length or chunk size exceeds the limits")
+
+    @property
+    def segments(self) -> int:
+        """Data segments the stream must hold: one per chunk."""
+        return -(-self.samples // self.chunk)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(channels, samples per channel)."""
+        return self.channels, self.samples
+
+    def describe(self, total_bytes: int) -> dict[str, Any]:
+        """``ncodec info`` fields; ``kbps`` is kbit/s of the whole stream, ``seconds`` its duration."""
+        seconds = self.samples / self.sample_rate
+        return {
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "channel_mode": "mid/side" if self.channel_mode == 1 else "independent",
+            "rate_kbps": self.rate / 10,
+            "samples": self.samples,
+            "seconds": seconds,
+            "chunk": self.chunk,
+            "kbps": total_bytes * 8 / seconds / 1000,
+        }
 
 
 @dataclass(frozen=True)
 class VideoParams:
-    """Video block, 24 bytes: width, height (pixels), frame rate as num/den, frame count,
-    quality (centi-units), GOP length (frames per segment)."""
+    """Video block, 24 bytes (FORMAT.md, "Video"): width, height (pixels), frame rate as num/den,
+    frame count, nominal quality (centi-units: the first I-frame's; every frame carries its own),
+    GOP length (frames per data segment), and the source's colour format (``colour``: bit 0
+    BT.601 else BT.709, bit 1 full range, bit 2 RGB / 4:4:4 source), which the decoder's file
+    writers use to give the source's format back."""
 
     width: int
     height: int
@@ -134,30 +185,88 @@ class VideoParams:
     frames: int
     quality: int
     gop: int
+    colour: int = 0
 
-    _S = struct.Struct("<HHIIIIi")
+    _S = struct.Struct("<HHIIIHBBI")
 
     def to_bytes(self) -> bytes:
         self.check()
         return self._S.pack(
-            self.width, self.height, self.fps_num, self.fps_den, self.frames, self.quality, self.gop
+            self.width,
+            self.height,
+            self.fps_num,
+            self.fps_den,
+            self.frames,
+            self.quality,
+            self.colour,
+            0,
+            self.gop,
         )
 
     @classmethod
     def from_bytes(cls, b: bytes) -> VideoParams:
         if len(b) != cls._S.size:
             raise CorruptStreamError(f"video parameter block is {len(b)} bytes, expected {cls._S.size}")
-        p = cls(*cls._S.unpack(b))
+        w, h, num, den, frames, quality, colour, reserved, gop = cls._S.unpack(b)
+        if reserved:
+            raise CorruptStreamError("reserved header byte is not zero")
+        p = cls(w, h, num, den, frames, quality, gop, colour)
         p.check()
         return p
 
     def check(self) -> None:
-        if not (1 <= self.width <= MAX_DIM and 1 <= self.height <= MAX_DIM and self.frames <= MAX_FRAMES):
-            raise LimitExceededError("video size or frame count exceeds the limits")
+        if not (1 <= self.width <= MAX_DIM and 1 <= self.height <= MAX_DIM):
+            raise LimitExceededError(f"video size {self.width}x{self.height} outside 1..{MAX_DIM}")
+        if self.width * self.height > MAX_VIDEO_PIXELS:
+            raise LimitExceededError(f"video frames of {self.width * self.height} pixels exceed {MAX_VIDEO_PIXELS}")
+        if not 1 <= self.frames <= MAX_FRAMES:
+            raise LimitExceededError(f"video of {self.frames} frames outside 1..{MAX_FRAMES}")
         if (
-            self.fps_num < 1
-            or self.fps_den < 1
+            not 1 <= self.fps_num < 1 << 31
+            or not 1 <= self.fps_den < 1 << 31
+            or self.fps_num > 1000 * self.fps_den
             or not 1 <= self.gop <= MAX_FRAMES
             or not 0 <= self.quality <= 10000
+            or not 0 <= self.colour < 8
         ):
-            raise CorruptStreamError("invalid frame rate, GOP or quality")
+            raise CorruptStreamError("invalid frame rate, GOP, quality or colour format")
+
+    @property
+    def fps(self) -> float:
+        return self.fps_num / self.fps_den
+
+    @property
+    def seconds(self) -> float:
+        return self.frames * self.fps_den / self.fps_num
+
+    @property
+    def segments(self) -> int:
+        """Data segments the stream must hold: one per GOP."""
+        return -(-self.frames // self.gop)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(width, height, frames)."""
+        return self.width, self.height, self.frames
+
+    def describe(self, total_bytes: int) -> dict[str, Any]:
+        """``ncodec info`` fields; ``kbps`` is kbit/s of the whole stream, ``bpp`` bits per pixel
+        of all frames."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "fps": f"{self.fps_num}/{self.fps_den}" if self.fps_den != 1 else str(self.fps_num),
+            "frames": self.frames,
+            "seconds": self.seconds,
+            "quality": self.quality / 100,
+            "gop": self.gop,
+            "colour": ("bt601" if self.colour & 1 else "bt709")
+            + (" full" if self.colour & 2 else " limited")
+            + (" rgb" if self.colour & 4 else " 4:2:0"),
+            "kbps": total_bytes * 8 / self.seconds / 1000,
+            "bpp": total_bytes * 8 / (self.width * self.height * self.frames),
+        }
+
+
+PARAMS: dict[int, type] = {1: ImageParams, 2: AudioParams, 3: VideoParams}
+"""Container media id -> its parameter block (FORMAT.md, "Parameter blocks")."""

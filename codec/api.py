@@ -7,13 +7,14 @@
     >>> nc.encode_file("kodim01.png", "x.ncb", target_bpp=0.5)         # EncodeReport
     >>> nc.decode_file("x.ncb", "y.png")                               # DecodeReport
 
-Units: bpp = bits of the whole stream per pixel; quality is a float in [0, 100].
+Every function dispatches through the medium table (:mod:`ncodec.codec.medium`): nothing here
+knows one medium from another. Units: bpp = bits of the whole stream per pixel; kbps = kbit/s of
+the whole stream; quality is a float in [0, 100].
 """
 
 from __future__ import annotations
 
 import io
-import math
 import os
 import sys
 import tempfile
@@ -24,29 +25,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from ncodec.bitstream.container import (
-    MEDIA_AUDIO,
-    MEDIA_IMAGE,
-    MEDIA_NAMES,
-    Header,
-    StreamReader,
-    StreamWriter,
-    write_stream,
-)
+from ncodec.bitstream.container import MEDIA_NAMES, Header, StreamReader, StreamWriter, write_stream
 from ncodec.bitstream.errors import CorruptStreamError, ModelMismatchError
-from ncodec.bitstream.params import AudioParams, ImageParams
-from ncodec.codec import image as image_pipe
-from ncodec.codec.errors import OutputExistsError, UnsupportedInputError
+from ncodec.bitstream.params import PARAMS
+from ncodec.codec.errors import InvalidArgumentError, OutputExistsError, UnsupportedInputError
+from ncodec.codec.medium import Encoded, MediumCodec, codec_for, codec_named, media_ids
 from ncodec.models.registry import SHIPPED, UnknownModelError, load_model, model_info
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".gif"}
-AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"}
-VIDEO_EXTS = {".mp4", ".mkv", ".webm", ".y4m", ".mov", ".avi"}
-IMAGE_OUT_EXTS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM"}
 DEFAULT_QUALITY = 50.0
+_TARGETS = {"target_bpp": "bpp", "target_psnr": "psnr", "target_kbps": "kbps"}
 
 
 @lru_cache(maxsize=8)
@@ -61,24 +48,107 @@ def _model(name: str, device: str):
 
 def _check_device(device: str) -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got '{device}'")
+        raise InvalidArgumentError(f"device must be 'cpu' or 'cuda', got '{device}'")
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise UnsupportedInputError("--device cuda asked for, but no CUDA device is available")
+            raise UnsupportedInputError("a CUDA device was asked for, but none is available")
     return device
 
 
-def _progress(enabled: bool) -> Callable[[Iterable], Iterable]:
+def _progress(enabled: bool, desc: str) -> Callable[[Iterable], Iterable]:
     if not enabled or not sys.stderr.isatty():
         return lambda it: it
     from tqdm import tqdm
 
-    return lambda it: tqdm(it, desc="tiles", leave=False)
+    return lambda it: tqdm(it, desc=desc, leave=False)
+
+
+def _codec_of(obj: Any) -> MediumCodec:
+    for media in media_ids():
+        codec = codec_for(media)
+        if codec.accepts(obj):
+            return codec
+    raise UnsupportedInputError(f"cannot encode an object of type {type(obj).__name__}")
 
 
 # ---- encode ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoding:
+    """An encode's outcome: the stream, its parameter block, and for a target search the target
+    (``bpp``, ``psnr``, ``kbps``), the value reached and whether the goal was out of reach."""
+
+    data: bytes
+    params: Any
+    target: str | None = None
+    reached: float | None = None
+    clamped: bool = False
+
+
+def encode_obj(
+    codec: MediumCodec,
+    obj: Any,
+    *,
+    quality: float | None = None,
+    target_bpp: float | None = None,
+    target_psnr: float | None = None,
+    target_kbps: float | None = None,
+    model: str | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    **options: Any,
+) -> Encoding:
+    """:func:`encode` with the medium chosen and the search outcome reported."""
+    values = {"target_bpp": target_bpp, "target_psnr": target_psnr, "target_kbps": target_kbps}
+    given = {k: (_TARGETS[k], float(v)) for k, v in values.items() if v is not None}
+    if len(given) + (quality is not None) > 1:
+        raise InvalidArgumentError("give at most one of quality, target_bpp, target_psnr, target_kbps")
+    if quality is not None and not 0 <= quality <= 100:
+        raise InvalidArgumentError(f"quality must be in 0..100, got {quality}")
+    device = _check_device(device)
+    info = model_info(model, codec.name)
+    m = _model(info.name, device)
+    analysis = codec.analyse(m, obj, device=device, progress=_progress(progress, codec.name), **options)
+
+    def stream_at(rate: float) -> tuple[bytes, Encoded]:
+        enc = analysis.encode(rate)
+        return write_stream(
+            Header(codec.media, info.name, m.digest[:16], enc.params.to_bytes()), enc.payloads
+        ), enc
+
+    if not given:
+        data, enc = stream_at(codec.rate_of(DEFAULT_QUALITY if quality is None else float(quality)))
+        return Encoding(data, enc.params)
+    ((arg, (name, goal)),) = given.items()
+    targets = codec.targets(analysis)
+    if name not in targets:
+        raise InvalidArgumentError(
+            f"{arg} does not apply to {codec.name}; use one of quality, "
+            + ", ".join(k for k, v in _TARGETS.items() if v in targets)
+        )
+    if not goal > 0:
+        raise InvalidArgumentError(f"{arg} must be positive")
+    from ncodec.codec.ratecontrol import search
+
+    t = targets[name]
+    scale = 1.0 / codec.rate_step
+    lo, hi = (int(round(r * scale)) for r in codec.rate_range)
+    res = search(
+        stream_at,
+        lambda item: t.measure(*item),
+        goal,
+        lo,
+        hi,
+        mode=t.mode,
+        scale=scale,
+        geometric=codec.rate_geometric,
+        max_tries=t.tries,
+    )
+    data, enc = res.item
+    return Encoding(data, enc.params, name, res.value, res.clamped)
 
 
 def encode(
@@ -90,227 +160,63 @@ def encode(
     target_kbps: float | None = None,
     model: str | None = None,
     device: str = "cpu",
-    tile: int = image_pipe.DEFAULT_TILE,
     progress: bool = False,
+    **options: Any,
 ) -> bytes:
     """Encodes a medium to an ``.ncb`` stream.
 
     Args:
-        obj: a ``PIL.Image.Image``, or a uint8 numpy array ``[H, W]`` / ``[H, W, 3|4]``.
-            Audio: a ``(samples float32 [C, T], sample_rate)`` tuple.
-        quality: 0..100, higher is better (default 50). At most one of quality / target_bpp /
-            target_psnr may be given.
-        target_bpp: search the quality whose stream is closest to, without exceeding, this
-            many bits per pixel (whole stream).
-        target_psnr: search the lowest quality reaching this RGB PSNR (dB).
-        target_kbps: audio/video rate target in kbit/s.
+        obj: an image (``PIL.Image.Image``, or a uint8 numpy array ``[H, W]`` / ``[H, W, 3|4]``)
+            or audio (a ``(samples float32 [C, T], sample_rate)`` tuple).
+        quality: 0..100, higher is better (default 50). At most one of quality and the targets.
+        target_bpp: images: the highest quality whose whole stream stays within this many bits
+            per pixel.
+        target_psnr: images: the lowest quality reaching this RGB PSNR (dB).
+        target_kbps: audio (and video): the rate whose whole stream is nearest this many kbit/s.
         model: shipped model name (``ncodec models``); default per medium.
         device: ``cpu`` or ``cuda`` for the transforms (entropy coding and table selection are
             exact and identical on both).
-        tile: tile edge in pixels (multiple of 64, 64..4096).
+        options: the medium's own, e.g. ``tile`` (image tile edge in pixels, a multiple of 64 in
+            64..4096) or ``chunk`` (audio samples per chunk).
 
     Raises:
         UnsupportedInputError: the object is not a supported medium.
         UnknownModelError: no such model for that medium.
         ValueError: conflicting or out-of-range rate arguments.
     """
-    device = _check_device(device)
-    if isinstance(obj, tuple):
-        if len(obj) != 2:
-            raise UnsupportedInputError("audio must be a (samples [C, T], sample_rate) tuple")
-        if quality is not None and target_kbps is not None:
-            raise ValueError("give at most one of quality, target_kbps")
-        if target_bpp is not None or target_psnr is not None:
-            raise ValueError("--target-bpp/--target-psnr apply to images; use --quality or --target-kbps")
-        return _encode_audio(obj[0], obj[1], quality, target_kbps, model, device)
-    if isinstance(obj, np.ndarray):
-        obj = _array_to_image(obj)
-    if not isinstance(obj, Image.Image):
-        raise UnsupportedInputError(f"cannot encode an object of type {type(obj).__name__}")
-    if target_kbps is not None:
-        raise ValueError("--target-kbps applies to audio and video; use --quality or --target-bpp for images")
-    return _encode_image(obj, quality, target_bpp, target_psnr, model, device, tile, progress)
-
-
-def _array_to_image(a: np.ndarray) -> Image.Image:
-    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise UnsupportedInputError("arrays must be uint8 [H, W], [H, W, 3] or [H, W, 4]")
-    return Image.fromarray(a)
-
-
-def _encode_image(img, quality, target_bpp, target_psnr, model, device, tile, progress) -> bytes:
-    given = [v is not None for v in (quality, target_bpp, target_psnr)]
-    if sum(given) > 1:
-        raise ValueError("give at most one of quality, target_bpp, target_psnr")
-    if quality is not None and not 0 <= quality <= 100:
-        raise ValueError(f"quality must be in 0..100, got {quality}")
-    if target_bpp is not None and not target_bpp > 0:
-        raise ValueError("target_bpp must be positive")
-    if tile % 64 or not 64 <= tile <= 4096:
-        raise ValueError("tile must be a multiple of 64 in 64..4096")
-    info = model_info(model, "image")
-    m = _model(info.name, device)
-    prep = image_pipe.prepare(img)
-    analyses = image_pipe.analyze_tiles(m, prep, tile, device, _progress(progress))
-    h, w = prep.rgb.shape[:2]
-
-    def stream_at(q: float) -> bytes:
-        params, payloads = image_pipe.encode_segments(m, prep, q, tile=tile, device=device, analyses=analyses)
-        return write_stream(image_pipe.make_header(info.name, m.digest, params), payloads)
-
-    if target_bpp is not None:
-        return _search(stream_at, lambda d: len(d) * 8 / (w * h) <= target_bpp)
-    if target_psnr is not None:
-        ref = prep.rgb.astype(np.float64)
-
-        def good(d: bytes) -> bool:
-            out = np.asarray(decode(d, device=device).convert("RGB"), dtype=np.float64)
-            mse = float(np.mean((out - ref) ** 2))
-            return mse == 0 or 10 * np.log10(255**2 / mse) >= target_psnr
-
-        return _search(stream_at, lambda d: not good(d), prefer_high=False)
-    return stream_at(DEFAULT_QUALITY if quality is None else float(quality))
-
-
-def _encode_audio(samples, sample_rate, quality, target_kbps, model, device) -> bytes:
-    from ncodec.codec import audio as audio_pipe
-
-    if quality is not None and not 0 <= quality <= 100:
-        raise ValueError(f"quality must be in 0..100, got {quality}")
-    if target_kbps is not None and not target_kbps > 0:
-        raise ValueError("target_kbps must be positive")
-    try:
-        sample_rate = int(sample_rate)
-    except (TypeError, ValueError):
-        raise UnsupportedInputError("audio sample rate must be an integer") from None
-    x = audio_pipe.prepare(samples, sample_rate)
-    info = model_info(model, "audio")
-    m = _model(info.name, device)
-    params, analyses = audio_pipe.analyze(m, x, sample_rate, device=device)
-    seconds = x.shape[1] / sample_rate
-
-    def stream_at(rate: int) -> bytes:
-        p, payloads = audio_pipe.encode_segments(params, analyses, rate)
-        return write_stream(audio_pipe.make_header(info.name, m.digest, p), payloads)
-
-    if target_kbps is None:
-        q = audio_pipe.DEFAULT_QUALITY if quality is None else float(quality)
-        return stream_at(audio_pipe.quality_to_rate(q))
-    return _search_rate(stream_at, lambda d: len(d) * 8 / seconds / 1000, float(target_kbps))
-
-
-def _search_rate(
-    stream_at: Callable[[int], bytes], kbps_of: Callable[[bytes], float], target: float
-) -> bytes:
-    """Secant search (log rate vs log nominal rate), then bisection, over the audio rate field for the
-    stream whose whole-file bitrate is closest to ``target`` kbit/s; stops within 2 %, else returns
-    the closest of at most 20 tries, preferring one within 10 %."""
-    from ncodec.codec.audio import MAX_RATE, MIN_RATE
-
-    tried: dict[int, float] = {}
-    streams: dict[int, bytes] = {}
-
-    def at(r: int) -> float:
-        if r not in tried:
-            streams[r] = stream_at(r)
-            tried[r] = kbps_of(streams[r])
-        return tried[r]
-
-    r = int(min(max(round(target * 10), MIN_RATE), MAX_RATE))
-    prev: tuple[int, float] | None = None
-    for _ in range(10):
-        k = at(r)
-        if abs(k / target - 1) < 0.02:
-            break
-        slope = 1.0
-        if prev is not None and prev[0] != r and prev[1] > 0 and k > 0 and prev[1] != k:
-            slope = min(max(math.log(k / prev[1]) / math.log(r / prev[0]), 0.2), 3.0)
-        nxt = int(min(max(round(r * (target / max(k, 1e-6)) ** (1 / slope)), MIN_RATE), MAX_RATE))
-        if nxt == r:
-            nxt = min(max(r + (1 if k < target else -1), MIN_RATE), MAX_RATE)
-        if nxt in tried:
-            break
-        prev, r = (r, k), nxt
-    for _ in range(10):  # bisection fallback (the rate need not be monotone in the nominal rate)
-        if any(abs(v / target - 1) < 0.02 for v in tried.values()):
-            break
-        below = [q for q, v in tried.items() if v < target]
-        above = [q for q, v in tried.items() if v > target]
-        if not below or not above:
-            if below and max(below) < MAX_RATE:
-                at(min(MAX_RATE, max(below) * 2))
-                continue
-            if above and min(above) > MIN_RATE:
-                at(max(MIN_RATE, min(above) // 2))
-                continue
-            break
-        lo, hi = max(below), min([q for q in above if q > max(below)] or [max(above)])
-        mid = int(round(math.sqrt(lo * hi)))
-        if mid in tried or not lo < mid < hi:
-            break
-        at(mid)
-    best = min(tried, key=lambda q: (abs(tried[q] / target - 1) > 0.1, abs(math.log(tried[q] / target))))
-    return streams[best]
-
-
-def _search(
-    stream_at: Callable[[float], bytes], ok: Callable[[bytes], bool], prefer_high: bool = True, steps: int = 9
-) -> bytes:
-    """Bisection over quality (centi-units) for the boundary where ``ok`` flips.
-
-    With ``prefer_high``, returns the highest quality whose stream is ``ok`` (rate under target);
-    otherwise the lowest quality whose stream is not ``ok`` (quality target reached)."""
-    lo, hi = 0, 10000
-    best_lo, best_hi = stream_at(0.0), stream_at(100.0)
-    if ok(best_hi):
-        return best_hi
-    if not ok(best_lo):
-        return best_lo
-    for _ in range(steps):
-        mid = (lo + hi) // 2
-        if mid in (lo, hi):
-            break
-        d = stream_at(mid / 100)
-        if ok(d):
-            lo, best_lo = mid, d
-        else:
-            hi, best_hi = mid, d
-    return best_lo if prefer_high else best_hi
+    return encode_obj(
+        _codec_of(obj),
+        obj,
+        quality=quality,
+        target_bpp=target_bpp,
+        target_psnr=target_psnr,
+        target_kbps=target_kbps,
+        model=model,
+        device=device,
+        progress=progress,
+        **options,
+    ).data
 
 
 # ---- decode ---------------------------------------------------------------------------------
 
 
-def _check_model(header: Header) -> Any:
-    if header.media not in (MEDIA_IMAGE, MEDIA_AUDIO):
-        raise UnsupportedInputError(f"{MEDIA_NAMES[header.media]} streams cannot be decoded by this version")
+def _open_stream(reader: StreamReader, device: str) -> tuple[MediumCodec, Any, Any]:
+    """The codec, checked parameters and model of a stream.
+
+    Raises:
+        ModelMismatchError: the stream names a model that is not installed, or other weights.
+    """
+    header = reader.header
+    codec = codec_for(header.media)
+    params = codec.params_type.from_bytes(header.params)
     info = SHIPPED.get(header.model_id)
-    if info is None or info.medium != MEDIA_NAMES[header.media]:
+    if info is None or info.medium != codec.name:
         raise ModelMismatchError(header.model_id, header.model_hash.hex(), "(none installed)", "-")
-    m = load_model(info.name)
+    m = _model(info.name, device)
     if m.digest[:16] != header.model_hash:
         raise ModelMismatchError(header.model_id, header.model_hash.hex(), info.name, m.digest[:16].hex())
-    return m
-
-
-def _decode_reader(reader: StreamReader, device: str, progress: bool) -> Image.Image:
-    _check_model(reader.header)
-    params = ImageParams.from_bytes(reader.header.params)
-    m = _model(reader.header.model_id, device)
-    return image_pipe.decode_segments(
-        m, params, reader.segments(), device=device, progress=_progress(progress)
-    )
-
-
-def _audio_blocks(reader: StreamReader, device: str):
-    """(params, iterator of float32 ``[C, n]`` blocks) of an audio stream, decoded as read."""
-    from ncodec.codec import audio as audio_pipe
-
-    _check_model(reader.header)
-    params = AudioParams.from_bytes(reader.header.params)
-    audio_pipe.check_layout(params)
-    m = _model(reader.header.model_id, device)
-    return params, audio_pipe.decode_blocks(m, params, reader.segments(), device=device)
+    return codec, params, m
 
 
 def decode(data: bytes, *, device: str = "cpu") -> Any:
@@ -322,32 +228,23 @@ def decode(data: bytes, *, device: str = "cpu") -> Any:
     """
     reader = StreamReader(io.BytesIO(bytes(data)))
     device = _check_device(device)
-    if reader.header.media == MEDIA_AUDIO:
-        params, blocks = _audio_blocks(reader, device)
-        parts = list(blocks)
-        x = np.concatenate(parts, axis=1) if parts else np.zeros((params.channels, 0), np.float32)
-        return x, params.sample_rate
-    return _decode_reader(reader, device, False)
+    codec, params, m = _open_stream(reader, device)
+    return codec.decode(m, params, reader.segments(), device=device)
 
 
-def decode_audio_chunk(
-    data: bytes | str | Path, index: int, *, device: str = "cpu"
-) -> tuple[np.ndarray, int]:
+def decode_audio_chunk(data: bytes | str | Path, index: int, *, device: str = "cpu") -> tuple[Any, int]:
     """Random access: decodes audio chunk ``index`` alone (through the stream's index) to
     ``(samples float32 [C, n], sample_rate)``, covering input samples ``index*chunk`` onwards."""
-    from ncodec.codec import audio as audio_pipe
+    from ncodec.codec import audio
 
     f = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray) else open(data, "rb")
     with f:
         reader = StreamReader(f)
-        if reader.header.media != MEDIA_AUDIO:
+        if MEDIA_NAMES.get(reader.header.media) != "audio":
             raise UnsupportedInputError("not an audio stream")
-        _check_model(reader.header)
-        params = AudioParams.from_bytes(reader.header.params)
-        audio_pipe.check_layout(params)
+        _, params, m = _open_stream(reader, _check_device(device))
         payload = reader.segment(index)
-        m = _model(reader.header.model_id, _check_device(device))
-        return audio_pipe.decode_chunk_at(m, params, payload, index, device), params.sample_rate
+        return audio.decode_chunk_at(m, params, payload, index), params.sample_rate
 
 
 # ---- files ----------------------------------------------------------------------------------
@@ -355,8 +252,10 @@ def decode_audio_chunk(
 
 @dataclass
 class EncodeReport:
-    """What :func:`encode_file` did: stream size in bytes, time in seconds, and the rate: ``bpp``
-    (bits per pixel) for images, ``kbps`` (kbit/s) for audio, whose ``duration`` is in seconds."""
+    """What :func:`encode_file` did: stream size in bytes, encode time in seconds, and the rate:
+    ``bpp`` (bits per pixel) for images, ``kbps`` (kbit/s) for audio and video, whose ``duration``
+    is in seconds. For a target search, ``target`` names it, ``reached`` is the value the stream
+    reaches (in the target's unit) and ``clamped`` says that the goal lay out of reach."""
 
     input: str
     output: str
@@ -365,6 +264,9 @@ class EncodeReport:
     pixels: int
     seconds: float
     duration: float = 0.0
+    target: str | None = None
+    reached: float | None = None
+    clamped: bool = False
 
     @property
     def bpp(self) -> float:
@@ -376,40 +278,29 @@ class EncodeReport:
 
     def rate(self) -> str:
         """The rate in the medium's unit, for people."""
-        return f"{self.kbps:.2f} kbps" if self.medium == "audio" else f"{self.bpp:.4f} bpp"
+        return f"{self.bpp:.4f} bpp" if self.medium == "image" else f"{self.kbps:.2f} kbps"
 
 
 @dataclass
 class DecodeReport:
+    """What :func:`decode_file` did: ``size`` is (width, height) for images and (channels,
+    samples) for audio; ``seconds`` the decode time."""
+
     input: str
     output: str
     medium: str
-    size: tuple[int, int]
+    size: tuple[int, ...]
     seconds: float
 
 
-def detect_medium(path: Path) -> str:
-    """``image``, ``audio`` or ``video`` from the file extension (then image content sniffing)."""
-    ext = path.suffix.lower()
-    if ext in IMAGE_EXTS:
-        return "image"
-    if ext in AUDIO_EXTS:
-        return "audio"
-    if ext in VIDEO_EXTS:
-        return "video"
+def detect_medium(path: Path) -> MediumCodec:
+    """The codec for an input file, from its extension."""
+    ext = Path(path).suffix.lower()
+    for media in media_ids():
+        codec = codec_for(media)
+        if ext in codec.extensions:
+            return codec
     raise UnsupportedInputError(f"{path}: unsupported file type '{ext}' (images, audio or video expected)")
-
-
-def read_image(path: Path) -> Image.Image:
-    try:
-        Image.MAX_IMAGE_PIXELS = 1 << 28
-        img = Image.open(path)
-        img.load()
-        return img
-    except FileNotFoundError:
-        raise UnsupportedInputError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
-        raise UnsupportedInputError(f"{path}: cannot read image ({e})") from None
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None], force: bool) -> None:
@@ -432,35 +323,37 @@ def encode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kwar
     src, dst = Path(src), Path(dst)
     if dst.exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
-    medium = detect_medium(src)
-    if medium == "audio":
-        from ncodec.codec.audio_io import read_audio
-
-        samples, sr = read_audio(src)
-        t0 = time.perf_counter()
-        data = encode((samples, sr), **kwargs)
-        dt = time.perf_counter() - t0
-        atomic_write(dst, lambda f: f.write(data), force)
-        return EncodeReport(str(src), str(dst), medium, len(data), 0, dt, samples.shape[1] / sr)
-    if medium != "image":
-        raise UnsupportedInputError(f"{src}: {medium} coding is not available in this version of ncodec")
-    img = read_image(src)
+    codec = detect_medium(src)
+    obj = codec.read(src)
     t0 = time.perf_counter()
-    data = encode(img, **kwargs)
+    enc = encode_obj(codec, obj, **kwargs)
     dt = time.perf_counter() - t0
-    atomic_write(dst, lambda f: f.write(data), force)
-    return EncodeReport(str(src), str(dst), medium, len(data), img.size[0] * img.size[1], dt)
+    atomic_write(dst, lambda f: f.write(enc.data), force)
+    p = enc.params
+    pixels = p.width * p.height if codec.name == "image" else 0
+    duration = p.samples / p.sample_rate if codec.name == "audio" else 0.0
+    return EncodeReport(
+        str(src),
+        str(dst),
+        codec.name,
+        len(enc.data),
+        pixels,
+        dt,
+        duration,
+        enc.target,
+        enc.reached,
+        enc.clamped,
+    )
 
 
 def decode_file(
     src: str | Path, dst: str | Path, *, force: bool = False, device: str = "cpu", progress: bool = False
 ) -> DecodeReport:
-    """Decodes the ``.ncb`` file ``src`` into ``dst`` (PNG/TIFF/BMP/PPM for images), atomically.
-    The stream is read segment by segment."""
+    """Decodes the ``.ncb`` file ``src`` into ``dst`` (its type from the suffix: PNG/TIFF/BMP/PPM
+    for images, WAV/FLAC for audio), atomically, reading the stream segment by segment."""
     src, dst = Path(src), Path(dst)
     if dst.exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
-    fmt = IMAGE_OUT_EXTS.get(dst.suffix.lower())
     device = _check_device(device)
     t0 = time.perf_counter()
     try:
@@ -469,35 +362,23 @@ def decode_file(
         raise UnsupportedInputError(f"{src}: cannot open ({e.strerror})") from None
     with f:
         reader = StreamReader(f)
-        if reader.header.media == MEDIA_AUDIO:
-            from ncodec.codec.audio_io import OUT_FORMATS, AudioWriter
-
-            afmt = OUT_FORMATS.get(dst.suffix.lower())
-            if afmt is None:
-                raise UnsupportedInputError(f"{dst}: audio decodes to .wav or .flac")
-            params, blocks = _audio_blocks(reader, device)
-
-            def write_audio(out: BinaryIO) -> None:  # written block by block, as segments are read
-                w = AudioWriter(out, afmt[0], params.sample_rate, params.channels)
-                for b in blocks:
-                    w.write(b)
-                w.close()
-
-            atomic_write(dst, write_audio, force)
-            dt = time.perf_counter() - t0
-            return DecodeReport(str(src), str(dst), "audio", (params.channels, params.samples), dt)
-        if reader.header.media == MEDIA_IMAGE and fmt is None:
-            raise UnsupportedInputError(f"{dst}: images decode to .png, .tif, .bmp or .ppm")
-        img = _decode_reader(reader, device, progress)
-    dt = time.perf_counter() - t0
-    atomic_write(dst, lambda f: img.save(f, format=fmt), force)
-    return DecodeReport(str(src), str(dst), "image", img.size, dt)
+        codec, params, m = _open_stream(reader, device)
+        suffix = dst.suffix.lower()
+        if suffix not in codec.out_formats:
+            raise UnsupportedInputError(
+                f"{dst}: {codec.name} decodes to {', '.join(sorted(codec.out_formats))}"
+            )
+        pieces = codec.decode_stream(
+            m, params, reader.segments(), device=device, progress=_progress(progress, codec.name)
+        )
+        atomic_write(dst, lambda out: codec.write(pieces, params, out, suffix), force)
+    return DecodeReport(str(src), str(dst), codec.name, codec.decoded_shape(params), time.perf_counter() - t0)
 
 
 def info(src: str | Path | bytes) -> dict[str, Any]:
     """Describes a stream: format version, medium, model, parameters and segment sizes.
 
-    Reads every segment (verifying checksums) but decodes none.
+    Reads every segment (verifying checksums) but decodes none, and imports no torch.
     """
     f = io.BytesIO(bytes(src)) if isinstance(src, bytes | bytearray) else open(src, "rb")
     with f:
@@ -514,43 +395,16 @@ def info(src: str | Path | bytes) -> dict[str, Any]:
         "segments": len(sizes),
         "segment_bytes": sizes,
     }
-    if h.media == MEDIA_IMAGE:
-        p = ImageParams.from_bytes(h.params)
-        if len(sizes) != p.segments:
-            raise CorruptStreamError(f"stream holds {len(sizes)} segments, its header implies {p.segments}")
-        out.update(
-            width=p.width,
-            height=p.height,
-            channels=p.channels,
-            bit_depth=p.bit_depth,
-            quality=p.quality / 100,
-            tile=p.tile,
-            alpha=bool(p.alpha),
-            bpp=total * 8 / (p.width * p.height),
-        )
-    elif h.media == MEDIA_AUDIO:
-        from ncodec.codec.audio import check_layout
-
-        p = AudioParams.from_bytes(h.params)
-        lay = check_layout(p)
-        if len(sizes) != lay.chunks:
-            raise CorruptStreamError(f"stream holds {len(sizes)} segments, its header implies {lay.chunks}")
-        seconds = p.samples / p.sample_rate
-        out.update(
-            sample_rate=p.sample_rate,
-            channels=p.channels,
-            channel_mode="mid/side" if p.channel_mode == 1 else "independent",
-            rate_kbps=p.rate / 10,
-            samples=p.samples,
-            seconds=seconds,
-            chunk=p.chunk,
-            kbps=total * 8 / seconds / 1000,
-        )
+    p = PARAMS[h.media].from_bytes(h.params)
+    if len(sizes) != p.segments:
+        raise CorruptStreamError(f"stream holds {len(sizes)} segments, its header implies {p.segments}")
+    out.update(p.describe(total))
     return out
 
 
-def models() -> list[dict[str, str]]:
-    """The shipped models: name, medium, rate range, description, weights and card paths."""
+def models() -> list[dict[str, Any]]:
+    """The shipped models: name, medium, rate range, description, weights and card paths, and
+    whether the weights file is present (bool)."""
     return [
         {
             "name": i.name,
@@ -559,7 +413,7 @@ def models() -> list[dict[str, str]]:
             "description": i.description,
             "weights": str(i.weights_path),
             "card": str(i.card_path),
-            "available": str(i.weights_path.exists()),
+            "available": i.weights_path.exists(),
         }
         for i in SHIPPED.values()
     ]
@@ -567,12 +421,16 @@ def models() -> list[dict[str, str]]:
 
 __all__ = [
     "encode",
+    "encode_obj",
     "decode",
     "decode_audio_chunk",
     "encode_file",
     "decode_file",
+    "detect_medium",
     "info",
     "models",
+    "codec_named",
+    "Encoding",
     "EncodeReport",
     "DecodeReport",
     "StreamWriter",

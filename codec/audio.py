@@ -1,4 +1,4 @@
-"""Audio pipeline: samples <-> 16 kHz chunks <-> integer symbols <-> rANS payloads <-> container segments.
+"""The audio medium: samples <-> 16 kHz chunks <-> latents <-> payload parts <-> container segments.
 
 * **Model rate.** The model runs at 16 kHz mono (:data:`ncodec.models.audio.SAMPLE_RATE`). Input at
   any rate (8-192 kHz) is resampled to 16 kHz with ``torchaudio.functional.resample`` (windowed sinc,
@@ -9,12 +9,13 @@
 * **Chunks.** The stream is cut into chunks of ``chunk`` input samples (default 2 s; ``chunk * 16000
   / sample_rate`` must be an integer ``Cm >= 640``). Chunk ``k`` codes the model-rate samples
   ``[k*Cm - O, min((k+1)*Cm, T16) + O)`` with ``O = 320`` (20 ms) of real neighbouring signal on each
-  side (zeros outside the signal), padded with zeros to a multiple of 320 samples. Every chunk decodes
-  on its own (random access through the index); a sequential decoder crossfades the ``2*O`` samples
-  two neighbouring chunks share with a sin^2 window, so no seam is audible. Memory is bounded by one
+  side (zeros outside the signal), padded with zeros to a multiple of ``FRAME`` = 160 samples
+  (10 ms, one latent frame). Every chunk decodes on its own (random access through the index); a
+  sequential decoder crossfades the ``2*O`` samples two neighbouring chunks share with a sin^2
+  window, so no seam is audible. Memory is bounded by one
   chunk; a decoder emits chunk ``k`` up to ``(k+1)*Cm - O`` as soon as it has read segment ``k``.
-* **Chunk payload** (FORMAT.md, "Audio data segments"): varint length of the hyper-latent payload,
-  the hyper-latent rANS payload, then the latent rANS payload, as for an image tile.
+* **Chunk payload** (FORMAT.md, "Audio data segments"): the model's latent-codec payload; for
+  ``audio-hp-v1`` the hyper-latent part, then the latent part, as for an image tile.
 * **Rate.** The header's ``rate`` (kbit/s x 10) is the nominal bitrate of one 16 kHz mono signal; the
   decoder derives its gains from this integer alone.
 """
@@ -24,17 +25,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-from ncodec import entropy
-from ncodec.bitstream.container import MEDIA_AUDIO, Header
+from ncodec.bitstream.container import MEDIA_AUDIO
 from ncodec.bitstream.errors import CorruptStreamError, LimitExceededError
 from ncodec.bitstream.params import MAX_AUDIO_SAMPLES, AudioParams
-from ncodec.codec.errors import UnsupportedInputError
-from ncodec.entropy.varint import read_varint, write_varint
-from ncodec.models.audio_model import FRAME, HYPER, SAMPLE_RATE, Y_LIMIT, AudioModel
+from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
+from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
+from ncodec.models.audio_model import FRAME, SAMPLE_RATE, AudioModel
+from ncodec.models.latent_codecs import LatentCodec, split_parts
+
+AUDIO_EXTS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"})
+OUT_FORMATS = {".wav": ("wav", "pcm_s16le"), ".flac": ("flac", "flac")}
 
 CHUNK_SECONDS = 2
 MAX_CHUNK_16K = 10 * SAMPLE_RATE  # decoder limit: chunks of at most 10 s (bounds memory per chunk)
@@ -127,15 +133,15 @@ class Layout:
 
 
 def check_layout(p: AudioParams) -> Layout:
+    """The chunk geometry of checked params (``AudioParams.check`` validates the fields alone;
+    this adds what depends on the model rate).
+
+    Raises:
+        LimitExceededError: a chunk that is not a whole number of model-rate samples, or too long.
+    """
     lay = Layout(p.samples, p.sample_rate, p.chunk)
-    if p.samples < 1:
-        raise CorruptStreamError("audio stream declares no samples")
     if p.chunk * SAMPLE_RATE % p.sample_rate or not 2 * OVERLAP <= lay.cm <= MAX_CHUNK_16K:
         raise LimitExceededError(f"chunk of {p.chunk} samples at {p.sample_rate} Hz is not supported")
-    if p.channel_mode == 1 and p.channels != 2:
-        raise CorruptStreamError("mid/side mode needs exactly two channels")
-    if not 1 <= p.rate:
-        raise CorruptStreamError("audio rate is zero")
     return lay
 
 
@@ -153,8 +159,8 @@ def prepare(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         x = x[None]
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
         raise UnsupportedInputError("audio must be a numeric array [channels, samples] or [samples]")
-    if x.shape[0] > x.shape[1] and x.shape[1] <= 8:
-        x = x.T  # [T, C] given
+    if x.shape[0] > 8 and x.shape[1] <= 8:
+        x = x.T  # [T, C] given: more rows than any channel count ([C, T] with T < C stays as is)
     if np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -215,88 +221,63 @@ class ChunkAnalysis:
         with torch.no_grad():
             self.y = model.analyze(torch.from_numpy(region)[:, None].to(device))
 
-    def encode(self, rate: int, threads: int | None = None) -> bytes:
-        m = self.model
-        ys, z_hat = m.scale(self.y, rate / 10)
-        z_hat = z_hat.cpu()
-        mu, idx = m.hyper(z_hat, self.frames)
-        sym = torch.round(ys.cpu().double() - mu).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int32)
-        z_data = entropy.encode(
-            z_hat.to(torch.int32).numpy().reshape(-1),
-            m.z_indexes(tuple(z_hat.shape)),
-            m.z_tables,
-            threads=threads,
-        )
-        y_data = entropy.encode(
-            sym.numpy().reshape(-1), idx.to(torch.int32).numpy().reshape(-1), m.y_tables, threads=threads
-        )
-        out = bytearray()
-        write_varint(out, len(z_data))
-        return bytes(out) + z_data + y_data
+    def latents(self, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled latents ``ys`` and hyper-latents ``z_hat`` at ``rate`` (kbit/s x 10)."""
+        return self.model.scale(self.y, rate / 10)
 
 
-def analyze(
-    model: AudioModel, x: np.ndarray, sample_rate: int, chunk: int | None = None, device: str = "cpu"
-) -> tuple[AudioParams, list[ChunkAnalysis]]:
-    """Analyses every chunk of ``x`` (``[C, T]`` float32, see :func:`prepare`); the returned params
-    have rate 0 (set by :func:`encode_segments`)."""
-    chunk = chunk or default_chunk(sample_rate)
-    mode = 1 if x.shape[0] == 2 else 0
-    params = AudioParams(sample_rate, x.shape[0], mode, 0, x.shape[1], chunk)
-    lay = Layout(x.shape[1], sample_rate, chunk)
-    if chunk * SAMPLE_RATE % sample_rate or not 2 * OVERLAP <= lay.cm <= MAX_CHUNK_16K or lay.cm % FRAME:
-        raise ValueError(f"chunk of {chunk} samples at {sample_rate} Hz: must be a multiple of 20 ms")
-    coded = to_coded(x, mode)
-    return params, [ChunkAnalysis(model, r, device) for r in model_chunks(coded, sample_rate, lay)]
+class AudioAnalysis(Analysis):
+    """Every chunk's analysis of one prepared signal; :meth:`encode` takes the rate field
+    (kbit/s x 10, clamped to 1..65535)."""
 
+    def __init__(
+        self,
+        model: AudioModel,
+        x: np.ndarray,
+        sample_rate: int,
+        chunk: int | None,
+        device: str,
+        progress: Progress = no_progress,
+    ):
+        chunk = chunk or default_chunk(sample_rate)
+        self.model, self.device = model, device
+        self.mode = 1 if x.shape[0] == 2 else 0
+        self.base = (sample_rate, x.shape[0], self.mode, x.shape[1], chunk)
+        self.seconds = x.shape[1] / sample_rate
+        lay = Layout(x.shape[1], sample_rate, chunk)
+        if chunk * SAMPLE_RATE % sample_rate or not 2 * OVERLAP <= lay.cm <= MAX_CHUNK_16K or lay.cm % FRAME:
+            raise InvalidArgumentError(f"chunk of {chunk} samples at {sample_rate} Hz: not a multiple of 10 ms")
+        self.codec: LatentCodec = model.latent_codec()
+        regions = model_chunks(to_coded(x, self.mode), sample_rate, lay)
+        self.chunks = [ChunkAnalysis(model, r, device) for r in progress(regions)]
 
-def encode_segments(
-    params: AudioParams, analyses: list[ChunkAnalysis], rate: int
-) -> tuple[AudioParams, list[bytes]]:
-    """Codes every chunk at ``rate`` (kbit/s x 10); returns the header block and segment payloads."""
-    rate = int(min(max(rate, 1), 65535))
-    p = AudioParams(
-        params.sample_rate, params.channels, params.channel_mode, rate, params.samples, params.chunk
-    )
-    return p, [a.encode(rate) for a in analyses]
+    def encode(self, rate: float) -> Encoded:
+        sr, ch, mode, samples, chunk = self.base
+        params = AudioParams(sr, ch, mode, int(min(max(round(rate), 1), 65535)), samples, chunk)
+        coded = [self.codec.compress(*c.latents(params.rate)) for c in self.chunks]
 
+        def reconstruct() -> tuple[np.ndarray, int]:
+            regions = (_synthesize_chunk(self.model, c.ys_hat, params, k) for k, c in enumerate(coded))
+            blocks = list(_overlap_add(params, regions))
+            return np.concatenate(blocks, axis=1), params.sample_rate
 
-def make_header(model_id: str, digest: bytes, params: AudioParams) -> Header:
-    return Header(MEDIA_AUDIO, model_id, digest[:16], params.to_bytes())
+        return Encoded(params, [c.payload for c in coded], reconstruct)
 
 
 # ---- decoder ---------------------------------------------------------------------------------
 
 
-def decode_chunk_symbols(
-    model: AudioModel, payload: bytes, params: AudioParams, k: int, threads: int | None = None
-) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-    """Entropy-decodes chunk ``k`` (exact): hyper-latent symbols, latent symbols (int32, flat) and the
-    latent means ``[C,M,frames]`` (float64)."""
-    lay = check_layout(params)
-    frames = lay.region(k)[2] // FRAME
-    z_shape = (params.channels, model.n, -(-frames // HYPER))
-    z_len, pos = read_varint(payload, 0)
-    if pos + z_len > len(payload):
-        raise CorruptStreamError("chunk's hyper-latent payload overruns the segment")
-    z = entropy.decode(payload[pos : pos + z_len], model.z_indexes(z_shape), model.z_tables, threads=threads)
-    mu, idx = model.hyper(torch.from_numpy(z.astype(np.int64)).view(z_shape), frames)
-    sym = entropy.decode(
-        payload[pos + z_len :], idx.to(torch.int32).numpy().reshape(-1), model.y_tables, threads=threads
-    )
-    return z, sym, mu
+def decode_chunk_latents(model: AudioModel, payload: bytes, params: AudioParams, k: int) -> torch.Tensor:
+    """Entropy-decodes chunk ``k`` (exact): the dequantised latents ``ys_hat`` ``[C, M, frames]``
+    (float64)."""
+    frames = check_layout(params).region(k)[2] // FRAME
+    codec = model.latent_codec()
+    return codec.decompress(split_parts(payload, codec.parts), model.unit_shape(params.channels, frames))
 
 
-def decode_chunk(
-    model: AudioModel, payload: bytes, params: AudioParams, k: int, device: str = "cpu"
-) -> np.ndarray:
-    """Decodes chunk ``k`` to its model-rate region ``[C, e - s]`` (coded channels, unpadded)."""
+def _synthesize_chunk(model: AudioModel, ys_hat: torch.Tensor, params: AudioParams, k: int) -> np.ndarray:
+    """Chunk ``k``'s latents -> its model-rate region ``[C, e - s]`` (coded channels, unpadded)."""
     s, e, _ = check_layout(params).region(k)
-    _, sym, mu = decode_chunk_symbols(model, payload, params, k)
-    s_hat = torch.from_numpy(sym).view(mu.shape)
-    # zero symbols reconstruct to 0, not to the predicted mean: MDCT-domain means are weak
-    # predictions and adding them where nothing was coded adds audible noise in quiet passages
-    ys_hat = torch.where(s_hat == 0, torch.zeros_like(mu), s_hat.double() + mu)
     x = model.decode_latents(ys_hat, params.rate / 10)[:, 0, : e - s]
     return x.cpu().numpy().astype(np.float32)
 
@@ -305,17 +286,19 @@ def _fade(n: int) -> np.ndarray:
     return (np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n) ** 2).astype(np.float32)
 
 
-def decode_blocks(
-    model: AudioModel, params: AudioParams, segments: Iterable[bytes], device: str = "cpu"
-) -> Iterator[np.ndarray]:
-    """Decodes segments as they come; yields output blocks ``[channels, n]`` float32 at the stream's
-    sample rate, ``params.samples`` per channel in all."""
+def _overlap_add(params: AudioParams, regions: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Crossfades chunk regions (model rate, in order) and resamples them to the stream's rate;
+    yields output blocks ``[channels, n]`` float32, ``params.samples`` per channel in all.
+
+    Raises:
+        CorruptStreamError: fewer or more regions than the stream's chunks.
+    """
     lay = check_layout(params)
     rs = StreamResampler(SAMPLE_RATE, params.sample_rate, params.channels)
     fade = _fade(2 * OVERLAP)
     tail = None
     emitted = 0
-    it = iter(segments)
+    it = iter(regions)
 
     def out(block: np.ndarray) -> np.ndarray:
         nonlocal emitted
@@ -324,11 +307,10 @@ def decode_blocks(
         return y
 
     for k in range(lay.chunks):
-        payload = next(it, None)
-        if payload is None:
+        r = next(it, None)
+        if r is None:
             raise CorruptStreamError(f"stream holds fewer segments than its {lay.chunks} chunks")
         s, e, _ = lay.region(k)
-        r = decode_chunk(model, payload, params, k, device)
         if k == 0:
             r, base = r[:, OVERLAP:], 0
         else:
@@ -352,23 +334,26 @@ def decode_blocks(
         yield out(np.zeros((params.channels, params.samples - emitted), dtype=np.float32))
 
 
-def decode_segments(
-    model: AudioModel, params: AudioParams, segments: Iterable[bytes], device: str = "cpu"
-) -> np.ndarray:
-    """The whole signal, float32 ``[channels, samples]``."""
-    blocks = list(decode_blocks(model, params, segments, device))
-    return np.concatenate(blocks, axis=1) if blocks else np.zeros((params.channels, 0), np.float32)
+def decode_blocks(
+    model: AudioModel, params: AudioParams, segments: Iterable[bytes], progress: Progress = no_progress
+) -> Iterator[np.ndarray]:
+    """Decodes segments as they come; yields output blocks ``[channels, n]`` float32 at the stream's
+    sample rate, ``params.samples`` per channel in all."""
+    check_layout(params)
+    regions = (
+        _synthesize_chunk(model, decode_chunk_latents(model, payload, params, k), params, k)
+        for k, payload in enumerate(progress(segments))
+    )
+    yield from _overlap_add(params, regions)
 
 
-def decode_chunk_at(
-    model: AudioModel, params: AudioParams, payload: bytes, k: int, device: str = "cpu"
-) -> np.ndarray:
+def decode_chunk_at(model: AudioModel, params: AudioParams, payload: bytes, k: int) -> np.ndarray:
     """Random access: chunk ``k`` alone, at the stream's rate: ``[channels, n]`` covering input samples
     ``k*chunk .. min((k+1)*chunk, samples)`` (no crossfade with the neighbours)."""
     lay = check_layout(params)
     if not 0 <= k < lay.chunks:
         raise IndexError(f"chunk {k} out of range 0..{lay.chunks - 1}")
-    r = decode_chunk(model, payload, params, k, device)
+    r = _synthesize_chunk(model, decode_chunk_latents(model, payload, params, k), params, k)
     rs = StreamResampler(SAMPLE_RATE, params.sample_rate, params.channels)
     a = OVERLAP // rs.p_out * rs.p_out  # keep aligned left context for the resampler
     r = r[:, OVERLAP - a :]
@@ -377,3 +362,92 @@ def decode_chunk_at(
     n = min(params.chunk, params.samples - k * params.chunk)
     y = y[:, skip : skip + n]
     return from_coded(y, params.channel_mode)
+
+
+# ---- the medium ------------------------------------------------------------------------------
+
+
+class AudioCodec(MediumCodec):
+    """Audio signals (``(samples [C, T], sample_rate)`` tuples); the rate parameter is the header's
+    rate field, kbit/s x 10 of one 16 kHz mono signal."""
+
+    name = "audio"
+    media = MEDIA_AUDIO
+    extensions = AUDIO_EXTS
+    out_formats = {k: v[0] for k, v in OUT_FORMATS.items()}
+    rate_unit = "kbit/s x 10"
+    rate_range = (MIN_RATE, MAX_RATE)
+    rate_step = 1.0
+    rate_geometric = True
+
+    def accepts(self, obj: Any) -> bool:
+        return isinstance(obj, tuple)
+
+    def read(self, path: Path) -> tuple[np.ndarray, int]:
+        from ncodec.codec.audio_io import read_audio
+
+        return read_audio(path)
+
+    def analyse(
+        self,
+        model: AudioModel,
+        obj: Any,
+        *,
+        device: str = "cpu",
+        progress: Progress = no_progress,
+        chunk: int | None = None,
+        **options: Any,
+    ) -> AudioAnalysis:
+        """``obj``: ``(samples [C, T] or [T], sample_rate in Hz)``; ``chunk``: samples per chunk."""
+        if len(obj) != 2:
+            raise UnsupportedInputError("audio must be a (samples [C, T], sample_rate) tuple")
+        try:
+            sample_rate = int(obj[1])
+        except (TypeError, ValueError):
+            raise UnsupportedInputError("audio sample rate must be an integer") from None
+        x = prepare(obj[0], sample_rate)
+        return AudioAnalysis(model, x, sample_rate, chunk, device, progress)
+
+    def rate_of(self, quality: float) -> float:
+        return float(quality_to_rate(quality))
+
+    def targets(self, analysis: AudioAnalysis) -> dict[str, Target]:
+        kbps = Target("kbps", "kbit/s", lambda data, enc: len(data) * 8 / analysis.seconds / 1000, "nearest")
+        return {"kbps": kbps}
+
+    def decode(
+        self,
+        model: AudioModel,
+        params: AudioParams,
+        segments: Iterable[bytes],
+        *,
+        device: str = "cpu",
+        progress: Progress = no_progress,
+    ) -> tuple[np.ndarray, int]:
+        """The whole signal: ``(float32 [channels, samples], sample_rate)``."""
+        blocks = list(decode_blocks(model, params, segments, progress))
+        x = np.concatenate(blocks, axis=1) if blocks else np.zeros((params.channels, 0), np.float32)
+        return x, params.sample_rate
+
+    def decode_stream(
+        self,
+        model: AudioModel,
+        params: AudioParams,
+        segments: Iterable[bytes],
+        *,
+        device: str = "cpu",
+        progress: Progress = no_progress,
+    ) -> Iterator[np.ndarray]:
+        """Blocks ``[channels, n]`` as the segments are read (bounded memory)."""
+        return decode_blocks(model, params, segments, progress)
+
+    def write(self, pieces: Iterable[np.ndarray], params: AudioParams, out: BinaryIO, suffix: str) -> None:
+        from ncodec.codec.audio_io import AudioWriter
+
+        fmt = OUT_FORMATS.get(suffix)
+        if fmt is None:
+            raise UnsupportedInputError(f"audio decodes to {', '.join(sorted(OUT_FORMATS))}, not '{suffix}'")
+        w = AudioWriter(out, fmt[0], params.sample_rate, params.channels)
+        for b in pieces:
+            w.write(b)
+        w.close()

@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from ncodec.codec import api
-from ncodec.codec.image import TileAnalysis
+from ncodec.codec.errors import UnsupportedInputError
+from ncodec.codec.image import IMAGE_EXTS, TileAnalysis
 from ncodec.entropy.bench import compare_on_symbols
 from ncodec.models.image_model import DOWNSAMPLE
 from ncodec.models.registry import DEFAULT_MODEL, load_model
@@ -61,16 +62,20 @@ def run_image_bench(
     With ``device='cuda'`` it also reports frames per second at 1920x1080.
     """
     folder = Path(images) if images else KODAK
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in api.IMAGE_EXTS)[:limit]
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)[:limit]
     if not files:
-        raise api.UnsupportedInputError(f"{folder}: no images to benchmark")
+        raise UnsupportedInputError(f"{folder}: no images to benchmark")
     ca = _compressai_model(device)
     model = load_model(DEFAULT_MODEL["image"])
     rows = []
     for f in files:
         img = Image.open(f).convert("RGB")
-        _, sym, idx = TileAnalysis(model, np.asarray(img), "cpu").symbols(quality)
-        ent = compare_on_symbols(sym, idx, model.y_tables, repeat=repeat)
+        sym, idx, _ = model.latent_codec().symbols(
+            *TileAnalysis(model, np.asarray(img), "cpu").latents(quality)
+        )
+        ent = compare_on_symbols(
+            sym.numpy().reshape(-1), idx.numpy().reshape(-1), model.y_tables, repeat=repeat
+        )
         te, data = _best(lambda img=img: api.encode(img, quality=quality, device=device), repeat)
         td, _ = _best(lambda data=data: api.decode(data, device=device), repeat)
         x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).to(device)
@@ -87,7 +92,7 @@ def run_image_bench(
                 "ncodec_decode_s": td,
                 "compressai_encode_s": tce,
                 "compressai_decode_s": tcd,
-                "latent_symbols": int(sym.size),
+                "latent_symbols": int(sym.numel()),
                 "entropy": ent["coders"],
             }
         )

@@ -24,40 +24,62 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+TRAINERS = {"image": "ncodec.models.train", "audio": "ncodec.models.train_audio"}
+"""``ncodec train WHAT``: the trainer module, imported only when it runs (each has ``main(argv)``)."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ncodec")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def get_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ncodec", description="Neural codecs for images and audio (video to come).")
+    """The whole command line. Building it imports neither torch nor the evaluation or training
+    code: ``eval`` and ``train`` hand their arguments to their own parsers when they run."""
+    p = _Parser(prog="ncodec", description="Neural codecs for images and audio.")
+    p.add_argument("--version", action="version", version=f"ncodec {_version()}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    # --debug is also accepted after the subcommand (SUPPRESS keeps the top-level value otherwise)
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    e = sub.add_parser("encode", help="encode a file to .ncb")
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[debug], **kw)
+
+    e = command("encode", help="encode a file to .ncb")
     e.add_argument("input", type=Path)
     e.add_argument("-o", "--output", type=Path, required=True)
     rate = e.add_mutually_exclusive_group()
     rate.add_argument("--quality", "-q", type=float, help="0..100, higher is better (default 50)")
-    rate.add_argument("--target-bpp", type=float, help="bits per pixel of the whole stream")
+    rate.add_argument("--target-bpp", type=float, help="bits per pixel of the whole stream (images)")
     rate.add_argument("--target-psnr", type=float, help="RGB PSNR in dB (images)")
-    rate.add_argument("--target-kbps", type=float, help="kbit/s (audio, video)")
+    rate.add_argument("--target-kbps", type=float, help="kbit/s of the whole stream (audio)")
     e.add_argument("--model", help="shipped model name (see 'ncodec models')")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
-    e.add_argument("--tile", type=int, default=1024, help="tile edge in pixels (multiple of 64)")
+    e.add_argument("--tile", type=int, default=None, help="image tile edge in pixels (multiple of 64)")
     e.add_argument("--force", "-f", action="store_true", help="overwrite the output")
 
-    d = sub.add_parser("decode", help="decode a .ncb file")
+    d = command("decode", help="decode a .ncb file")
     d.add_argument("input", type=Path)
     d.add_argument("-o", "--output", type=Path, required=True)
-    d.add_argument("--device", default="cpu")
-    d.add_argument("--force", "-f", action="store_true")
+    d.add_argument("--device", default="cpu", help="cpu or cuda")
+    d.add_argument("--force", "-f", action="store_true", help="overwrite the output")
 
-    i = sub.add_parser("info", help="describe a .ncb file")
+    i = command("info", help="describe a .ncb file")
     i.add_argument("input", type=Path)
     i.add_argument("--json", action="store_true")
 
-    m = sub.add_parser("models", help="list the shipped models")
+    m = command("models", help="list the shipped models")
     m.add_argument("--json", action="store_true")
 
-    b = sub.add_parser("bench", help="benchmarks against peers measured in the same run")
+    b = command("bench", help="benchmarks against peers measured in the same run")
     bsub = b.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    be = bsub.add_parser("entropy", help="rANS coders vs constriction and CompressAI")
+    be = bsub.add_parser("entropy", parents=[debug], help="rANS coders vs constriction and CompressAI")
     be.add_argument("--json", action="store_true")
     be.add_argument("--threads", type=int, default=None)
     be.add_argument("--large", action="store_true", help="code 10^7 symbols")
@@ -66,14 +88,16 @@ def get_parser() -> argparse.ArgumentParser:
     be.add_argument("--only", default=None, help="comma-separated coder names (default: all)")
     be.add_argument("--lanes", type=int, default=0, help="lanes per segment for ncodec (0: auto)")
     bi = bsub.add_parser(
-        "image", help="image encode/decode time vs CompressAI mbt2018-mean, and entropy coding on the latents"
+        "image",
+        parents=[debug],
+        help="image encode/decode time vs CompressAI mbt2018-mean, and entropy coding on the latents",
     )
     bi.add_argument("--images", type=Path, default=None, help="folder of images (default: Kodak)")
     bi.add_argument("--limit", type=int, default=6)
     bi.add_argument("--device", default="cpu")
     bi.add_argument("--quality", type=float, default=50.0, help="ncodec quality 0..100 (default 50)")
     bi.add_argument("--json", action="store_true")
-    ba = bsub.add_parser("audio", help="audio real-time factors on one CPU thread")
+    ba = bsub.add_parser("audio", parents=[debug], help="audio real-time factors on one CPU thread")
     ba.add_argument(
         "--input", type=Path, default=None, help="audio file (default: synthetic speech-like signal)"
     )
@@ -85,19 +109,14 @@ def get_parser() -> argparse.ArgumentParser:
     ba.add_argument("--device", default="cpu")
     ba.add_argument("--json", action="store_true")
 
-    t = sub.add_parser("train", help="train a model")
-    tsub = t.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    from ncodec.models import train, train_audio
+    t = command("train", help="train a model (ncodec train WHAT --help for its options)")
+    t.add_argument("what", choices=sorted(TRAINERS))
+    t.add_argument("args", nargs=argparse.REMAINDER, help="the trainer's options")
 
-    train.add_train_args(tsub.add_parser("image", help="the image codec"))
-    train_audio.add_train_args(tsub.add_parser("audio", help="the audio codec"))
-
-    try:
-        from ncodec.eval.cli import add_eval_parser
-
-        add_eval_parser(sub)
-    except ImportError:  # evaluation extras missing: the codec itself still works
-        pass
+    ev = command(
+        "eval", help="rate-distortion evaluation against classical codecs and anchors", add_help=False
+    )
+    ev.add_argument("args", nargs=argparse.REMAINDER, help="image|audio|video DIR [options] (see --help)")
     return p
 
 
@@ -110,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     from ncodec.codec import api
 
     if args.command == "encode":
+        options = {"tile": args.tile} if args.tile is not None else {}
         r = api.encode_file(
             args.input,
             args.output,
@@ -120,10 +140,19 @@ def _run(args: argparse.Namespace) -> int:
             target_kbps=args.target_kbps,
             model=args.model,
             device=args.device,
-            tile=args.tile,
             progress=True,
+            **options,
         )
-        print(f"{r.output}: {r.bytes} bytes, {r.rate()}, {r.seconds:.2f} s")
+        reached = ""
+        if r.target is not None:
+            unit = {"bpp": "bpp", "psnr": "dB", "kbps": "kbit/s"}.get(r.target, "")
+            reached = f", {r.target} {r.reached:.4g} {unit}"
+            if r.clamped:
+                sys.stderr.write(
+                    f"ncodec: warning: the {r.target} target is out of this model's reach; "
+                    f"the nearest stream reaches {r.reached:.4g} {unit}\n"
+                )
+        print(f"{r.output}: {r.bytes} bytes, {r.rate()}{reached}, {r.seconds:.2f} s")
         return EXIT_OK
     if args.command == "decode":
         r = api.decode_file(args.input, args.output, force=args.force, device=args.device, progress=True)
@@ -189,24 +218,40 @@ def _run(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     if args.command == "train":
-        if args.what == "audio":
-            from ncodec.models.train_audio import run_train
-        else:
-            from ncodec.models.train import run_train
-        return run_train(args)
-    if args.command == "eval":
-        from ncodec.eval.cli import run_eval
+        import importlib
 
-        return run_eval(args)
+        return importlib.import_module(TRAINERS[args.what]).main(args.args)
+    if args.command == "eval":
+        from ncodec.eval.cli import main as eval_main
+
+        return eval_main(args.args)
     return fatal(f"unknown command {args.command}", EXIT_USAGE)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Parses ``argv``; everything after ``eval`` goes to the evaluation's own parser untouched
+    (argparse would take its ``--help`` for the top level's)."""
+    for i, a in enumerate(argv):
+        if not a.startswith("-"):
+            if a == "eval":
+                args = get_parser().parse_args(argv[: i + 1])
+                args.args = argv[i + 1 :]
+                return args
+            break
+    return get_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ncodec`` console script; returns the exit code."""
-    args = get_parser().parse_args(argv)
+    args = _parse(list(sys.argv[1:] if argv is None else argv))
     from ncodec.bitstream.errors import BitstreamError
-    from ncodec.codec.errors import OutputExistsError, UnknownModelError, UnsupportedInputError
-    from ncodec.models.image_model import ModelFileError
+    from ncodec.codec.errors import (
+        InvalidArgumentError,
+        OutputExistsError,
+        UnknownModelError,
+        UnsupportedInputError,
+    )
+    from ncodec.models.errors import ModelFileError
 
     try:
         return _run(args)
@@ -222,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             return fatal(msg, EXIT_STREAM)
         if isinstance(e, UnsupportedInputError | ModelFileError):
             return fatal(msg, EXIT_INPUT)
-        if isinstance(e, OutputExistsError | UnknownModelError | ValueError):
+        if isinstance(e, OutputExistsError | UnknownModelError | InvalidArgumentError):
             return fatal(msg, EXIT_USAGE)
         if isinstance(e, OSError):
             return fatal(f"{e.filename or ''}: {e.strerror or e}", EXIT_INPUT)

@@ -1,9 +1,10 @@
-"""Image pipeline: pixels <-> tiles <-> integer symbols <-> rANS payloads <-> container segments.
+"""The image medium: pixels <-> tiles <-> latents <-> payload parts <-> container segments.
 
-Parsing (container), entropy decoding (rANS, exact) and reconstruction (float synthesis) stay
-apart, as in dav1d. Each tile (``tile x tile`` pixels, edge tiles smaller) is coded on its own, so
-memory is bounded by the tile, not the image. Tile payload (FORMAT.md, "Image tile"): varint length
-of the hyper-latent payload, the hyper-latent rANS payload, then the latent rANS payload.
+Parsing (container), entropy decoding (the model's latent codec, exact) and reconstruction (float
+synthesis) stay apart, as in dav1d. Each tile (``tile x tile`` pixels, edge tiles smaller) is coded
+on its own, so memory is bounded by the tile, not the image. A tile's payload is its latent
+codec's multi-part payload (FORMAT.md, "Image tile"; for ``image-hp-v1``: the hyper-latent part,
+then the latent part).
 
 Input handling (documented in README):
 * RGB is coded as is; grayscale (L, I;16) is replicated to RGB and decoded back to L;
@@ -14,23 +15,28 @@ Input handling (documented in README):
 
 from __future__ import annotations
 
+import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from ncodec import entropy
-from ncodec.bitstream.container import MEDIA_IMAGE, Header
+from ncodec.bitstream.container import MEDIA_IMAGE
 from ncodec.bitstream.errors import CorruptStreamError
 from ncodec.bitstream.params import MAX_PIXELS, ImageParams
-from ncodec.codec.errors import UnsupportedInputError
-from ncodec.entropy.varint import read_varint, write_varint
-from ncodec.models.image_model import DOWNSAMPLE, Y_LIMIT, ImageModel
+from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
+from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
+from ncodec.models.image_model import DOWNSAMPLE, ImageModel
+from ncodec.models.latent_codecs import LatentCodec, split_parts
 
 DEFAULT_TILE = 1024
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".gif"})
+OUT_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM"}
 
 
 @dataclass
@@ -71,13 +77,50 @@ def prepare(img: Image.Image) -> PreparedImage:
     return PreparedImage(np.asarray(img.convert("RGB")), None, 3, 8)
 
 
-def _tiles(params: ImageParams) -> Iterable[tuple[int, int, int, int]]:
+def to_image(a: Any) -> Image.Image:
+    """A PIL image, or a uint8 array ``[H, W]`` / ``[H, W, 3|4]``, as a PIL image."""
+    if isinstance(a, Image.Image):
+        return a
+    if (
+        not isinstance(a, np.ndarray)
+        or a.dtype != np.uint8
+        or a.ndim not in (2, 3)
+        or (a.ndim == 3 and a.shape[2] not in (3, 4))
+    ):
+        raise UnsupportedInputError("arrays must be uint8 [H, W], [H, W, 3] or [H, W, 4]")
+    return Image.fromarray(a)
+
+
+def read_image(path: Path) -> Image.Image:
+    """Opens and loads an image file (Pillow). The size is checked from the file's header before
+    any pixel is decoded; Pillow's own decompression-bomb guard (process-wide, left as the user
+    set it) also applies."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size below
+            img = Image.open(path)
+        with img:
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise UnsupportedInputError(f"{path}: image of {w}x{h} pixels exceeds the {MAX_PIXELS} limit")
+            img.load()
+            return img
+    except FileNotFoundError:
+        raise UnsupportedInputError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
+        if isinstance(e, UnsupportedInputError):
+            raise
+        raise UnsupportedInputError(f"{path}: cannot read image ({e})") from None
+
+
+def tiles(params: ImageParams) -> list[tuple[int, int, int, int]]:
     """Tile rectangles ``(x0, y0, w, h)`` in raster order."""
     t = params.tile
-    for ty in range(params.tiles_y):
-        for tx in range(params.tiles_x):
-            x0, y0 = tx * t, ty * t
-            yield x0, y0, min(t, params.width - x0), min(t, params.height - y0)
+    return [
+        (tx * t, ty * t, min(t, params.width - tx * t), min(t, params.height - ty * t))
+        for ty in range(params.tiles_y)
+        for tx in range(params.tiles_x)
+    ]
 
 
 def _to_tensor(rgb: np.ndarray, device: str) -> torch.Tensor:
@@ -88,6 +131,21 @@ def _to_tensor(rgb: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0).to(device)
 
 
+def synthesize_tile(model: ImageModel, ys_hat: torch.Tensor, w: int, h: int, quality: float) -> np.ndarray:
+    """Dequantised scaled latents of one tile -> uint8 ``[h, w, 3]``."""
+    x = model.synthesize(ys_hat, quality)[0, :, :h, :w]
+    return (x.mul(255).round_().to(torch.uint8)).permute(1, 2, 0).cpu().numpy()
+
+
+def _assemble(params: ImageParams, rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    if params.channels == 1:
+        gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        return Image.fromarray(gray, "L")
+    if alpha is not None:
+        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    return Image.fromarray(rgb, "RGB")
+
+
 class TileAnalysis:
     """One tile's analysis ``g_a(x)``, kept so rate control can try many qualities cheaply."""
 
@@ -96,134 +154,138 @@ class TileAnalysis:
         with torch.no_grad():
             self.y = model.analysis(_to_tensor(rgb, device))
 
-    def symbols(self, quality: float) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """At ``quality``: the hyper-latent ``z_hat`` (int32 ``[1, N, h/64, w/64]``, CPU), and the
-        latent's symbols and table indexes (int32 numpy ``[M * h/16 * w/16]``, for ``y_tables``)."""
-        m = self.model
-        ys, z_hat = m.scale_latents(self.y, quality)
-        z_hat = z_hat.cpu()
-        mu, idx = m.hyper(z_hat)
-        sym = torch.round(ys.cpu().double() - mu).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int32)
-        return z_hat.to(torch.int32), sym.numpy().reshape(-1), idx.to(torch.int32).numpy().reshape(-1)
-
-    def encode(self, quality: float, threads: int | None = None) -> bytes:
-        """The tile payload at ``quality`` (0..100)."""
-        m = self.model
-        z_hat, sym, idx = self.symbols(quality)
-        z_data = entropy.encode(z_hat.numpy(), m.z_indexes(tuple(z_hat.shape)), m.z_tables, threads=threads)
-        y_data = entropy.encode(sym, idx, m.y_tables, threads=threads)
-        out = bytearray()
-        write_varint(out, len(z_data))
-        return bytes(out) + z_data + y_data
+    def latents(self, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled latents ``ys`` and hyper-latents ``z_hat`` at ``quality``."""
+        return self.model.scale_latents(self.y, quality)
 
 
-def decode_tile(
-    model: ImageModel, payload: bytes, w: int, h: int, quality: float, device: str, threads: int | None = None
-) -> np.ndarray:
-    """Decodes one tile payload to uint8 ``[h, w, 3]``."""
-    hp, wp = -(-h // DOWNSAMPLE) * DOWNSAMPLE, -(-w // DOWNSAMPLE) * DOWNSAMPLE
-    z_shape = (1, model.config["n"], hp // DOWNSAMPLE, wp // DOWNSAMPLE)
-    z_len, pos = read_varint(payload, 0)
-    if pos + z_len > len(payload):
-        raise CorruptStreamError("tile's hyper-latent payload overruns the segment")
-    z = entropy.decode(payload[pos : pos + z_len], model.z_indexes(z_shape), model.z_tables, threads=threads)
-    mu, idx = model.hyper(torch.from_numpy(z.astype(np.int64)).view(z_shape))
-    sym = entropy.decode(
-        payload[pos + z_len :], idx.to(torch.int32).numpy().reshape(-1), model.y_tables, threads=threads
-    )
-    ys_hat = torch.from_numpy(sym).view(mu.shape).double() + mu
-    x = model.synthesize(ys_hat, quality)[0, :, :h, :w]
-    return (x.mul(255).round_().to(torch.uint8)).permute(1, 2, 0).cpu().numpy()
+class ImageAnalysis(Analysis):
+    """Every tile's analysis of one prepared image."""
+
+    def __init__(self, model: ImageModel, prep: PreparedImage, tile: int, device: str, progress: Progress):
+        self.model, self.prep, self.tile = model, prep, tile
+        self.codec: LatentCodec = model.latent_codec()
+        self.rects = tiles(self._params(0))
+        self.tiles = [
+            TileAnalysis(model, prep.rgb[y0 : y0 + h, x0 : x0 + w], device)
+            for x0, y0, w, h in progress(self.rects)
+        ]
+        self.alpha = zlib.compress(prep.alpha.tobytes(), 9) if prep.alpha is not None else None
+
+    def _params(self, centi_quality: int) -> ImageParams:
+        h, w = self.prep.rgb.shape[:2]
+        p = self.prep
+        return ImageParams(w, h, p.channels, p.bit_depth, centi_quality, self.tile, int(p.alpha is not None))
+
+    @property
+    def pixels(self) -> int:
+        return int(self.prep.rgb.shape[0] * self.prep.rgb.shape[1])
+
+    def encode(self, rate: float) -> Encoded:
+        params = self._params(int(round(min(max(rate, 0.0), 100.0) * 100)))
+        q = params.quality / 100.0  # the decoder sees only the stored centi-quality
+        coded = [self.codec.compress(*t.latents(q)) for t in self.tiles]
+        payloads = [c.payload for c in coded] + ([self.alpha] if self.alpha is not None else [])
+
+        def reconstruct() -> Image.Image:
+            rgb = np.empty_like(self.prep.rgb)
+            for (x0, y0, w, h), c in zip(self.rects, coded):
+                rgb[y0 : y0 + h, x0 : x0 + w] = synthesize_tile(self.model, c.ys_hat, w, h, q)
+            return _assemble(params, rgb, self.prep.alpha)
+
+        return Encoded(params, payloads, reconstruct)
 
 
-def image_params(prep: PreparedImage, quality: float, tile: int) -> ImageParams:
-    h, w = prep.rgb.shape[:2]
-    return ImageParams(
-        w,
-        h,
-        prep.channels,
-        prep.bit_depth,
-        int(round(quality * 100)),
-        tile,
-        1 if prep.alpha is not None else 0,
-    )
+def _psnr(ref: np.ndarray, img: Image.Image) -> float:
+    out = np.asarray(img.convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((out - ref) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
-def encode_segments(
-    model: ImageModel,
-    prep: PreparedImage,
-    quality: float,
-    *,
-    tile: int = DEFAULT_TILE,
-    device: str = "cpu",
-    analyses: list[TileAnalysis] | None = None,
-    progress: Callable[[Iterable], Iterable] = lambda it: it,
-) -> tuple[ImageParams, list[bytes]]:
-    """Codes every tile (and alpha) of ``prep`` at ``quality``; returns the header block and the
-    segment payloads. Pass ``analyses`` (from :func:`analyze_tiles`) to reuse ``g_a``."""
-    params = image_params(prep, quality, tile)
-    q = params.quality / 100.0  # the decoder sees only the stored centi-quality
-    if analyses is None:
-        analyses = analyze_tiles(model, prep, tile, device, progress)
-    payloads = [a.encode(q) for a in analyses]
-    if prep.alpha is not None:
-        payloads.append(zlib.compress(prep.alpha.tobytes(), 9))
-    return params, payloads
+def _decode_alpha(params: ImageParams, payload: bytes) -> np.ndarray:
+    try:
+        d = zlib.decompressobj()
+        raw = d.decompress(payload, params.width * params.height + 1)
+    except zlib.error as e:
+        raise CorruptStreamError(f"alpha plane is damaged ({e})") from None
+    if len(raw) != params.width * params.height or d.unconsumed_tail or not d.eof:
+        raise CorruptStreamError("alpha plane has the wrong size")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(params.height, params.width)
 
 
-def analyze_tiles(
-    model: ImageModel,
-    prep: PreparedImage,
-    tile: int,
-    device: str,
-    progress: Callable[[Iterable], Iterable] = lambda it: it,
-) -> list[TileAnalysis]:
-    params = image_params(prep, 0.0, tile)
-    return [
-        TileAnalysis(model, prep.rgb[y0 : y0 + h, x0 : x0 + w], device)
-        for x0, y0, w, h in progress(list(_tiles(params)))
-    ]
+class ImageCodec(MediumCodec):
+    """Still images (PIL images or uint8 arrays); the rate parameter is quality 0..100."""
 
+    name = "image"
+    media = MEDIA_IMAGE
+    extensions = IMAGE_EXTS
+    out_formats = OUT_FORMATS
+    rate_unit = "quality"
+    rate_range = (0.0, 100.0)
+    rate_step = 0.01
 
-def decode_segments(
-    model: ImageModel,
-    params: ImageParams,
-    segments: Iterable[bytes],
-    *,
-    device: str = "cpu",
-    progress: Callable[[Iterable], Iterable] = lambda it: it,
-) -> Image.Image:
-    """Rebuilds the image from its segments (consumed one at a time)."""
-    out = np.empty((params.height, params.width, 3), dtype=np.uint8)
-    q = params.quality / 100.0
-    it = iter(segments)
-    for x0, y0, w, h in progress(list(_tiles(params))):
-        payload = next(it, None)
-        if payload is None:
-            raise CorruptStreamError(f"stream holds fewer segments than its {params.segments} tiles")
-        out[y0 : y0 + h, x0 : x0 + w] = decode_tile(model, payload, w, h, q, device)
-    alpha = None
-    if params.alpha:
-        payload = next(it, None)
-        if payload is None:
-            raise CorruptStreamError("stream lacks its alpha segment")
-        try:
-            d = zlib.decompressobj()
-            raw = d.decompress(payload, params.width * params.height + 1)
-        except zlib.error as e:
-            raise CorruptStreamError(f"alpha plane is damaged ({e})") from None
-        if len(raw) != params.width * params.height or d.unconsumed_tail or not d.eof:
-            raise CorruptStreamError("alpha plane has the wrong size")
-        alpha = np.frombuffer(raw, dtype=np.uint8).reshape(params.height, params.width)
-    if next(it, None) is not None:
-        raise CorruptStreamError("stream holds more segments than the image has tiles")
-    if params.channels == 1:
-        gray = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return Image.fromarray(gray, "L")
-    if alpha is not None:
-        return Image.fromarray(np.dstack([out, alpha]), "RGBA")
-    return Image.fromarray(out, "RGB")
+    def accepts(self, obj: Any) -> bool:
+        return isinstance(obj, Image.Image | np.ndarray)
 
+    def read(self, path: Path) -> Image.Image:
+        return read_image(path)
 
-def make_header(model_id: str, digest: bytes, params: ImageParams) -> Header:
-    return Header(MEDIA_IMAGE, model_id, digest[:16], params.to_bytes())
+    def analyse(
+        self,
+        model: ImageModel,
+        obj: Any,
+        *,
+        device: str = "cpu",
+        progress: Progress = no_progress,
+        tile: int = DEFAULT_TILE,
+        **options: Any,
+    ) -> ImageAnalysis:
+        """``tile``: tile edge in pixels, a multiple of 64 in 64..4096."""
+        if tile % 64 or not 64 <= tile <= 4096:
+            raise InvalidArgumentError("tile must be a multiple of 64 in 64..4096")
+        return ImageAnalysis(model, prepare(to_image(obj)), tile, device, progress)
+
+    def targets(self, analysis: ImageAnalysis) -> dict[str, Target]:
+        ref = analysis.prep.rgb.astype(np.float64)
+        return {
+            "bpp": Target("bpp", "bpp", lambda data, enc: len(data) * 8 / analysis.pixels),
+            # each try synthesises the image: 2 ends + 9 bisections reach 0.2 quality units
+            "psnr": Target("psnr", "dB", lambda data, enc: _psnr(ref, enc.reconstruct()), "at_least", 11),
+        }
+
+    def decode(
+        self,
+        model: ImageModel,
+        params: ImageParams,
+        segments: Iterable[bytes],
+        *,
+        device: str = "cpu",
+        progress: Progress = no_progress,
+    ) -> Image.Image:
+        """Rebuilds the image from its segments (consumed one at a time)."""
+        codec = model.latent_codec()
+        out = np.empty((params.height, params.width, 3), dtype=np.uint8)
+        q = params.quality / 100.0
+        it = iter(segments)
+        for x0, y0, w, h in progress(tiles(params)):
+            payload = next(it, None)
+            if payload is None:
+                raise CorruptStreamError(f"stream holds fewer segments than its {params.segments} tiles")
+            ys_hat = codec.decompress(split_parts(payload, codec.parts), model.unit_shape(w, h))
+            out[y0 : y0 + h, x0 : x0 + w] = synthesize_tile(model, ys_hat, w, h, q)
+        alpha = None
+        if params.alpha:
+            payload = next(it, None)
+            if payload is None:
+                raise CorruptStreamError("stream lacks its alpha segment")
+            alpha = _decode_alpha(params, payload)
+        if next(it, None) is not None:
+            raise CorruptStreamError("stream holds more segments than the image has tiles")
+        return _assemble(params, out, alpha)
+
+    def write(self, pieces: Iterable[Image.Image], params: ImageParams, out: BinaryIO, suffix: str) -> None:
+        fmt = OUT_FORMATS.get(suffix)
+        if fmt is None:
+            raise UnsupportedInputError(f"images decode to {', '.join(sorted(OUT_FORMATS))}, not '{suffix}'")
+        for img in pieces:
+            img.save(out, format=fmt)

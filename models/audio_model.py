@@ -28,6 +28,8 @@ from ncodec.models.int_hyper import (
     scale_thresholds,
     table_indexes,
 )
+from ncodec.models.latent_codecs import HyperpriorCodec, LatentCodec, UnitShape
+from ncodec.models.registry import register_architecture
 from ncodec.models.weights_io import (
     HyperpriorWeights,
     ModelFileError,
@@ -42,12 +44,13 @@ Y_LIMIT = 1 << 20
 __all__ = ["AudioModel", "ModelFileError", "export", "KIND", "SAMPLE_RATE", "FRAME", "HYPER", "Y_LIMIT"]
 
 
+@register_architecture(KIND)
 class AudioModel(HyperpriorWeights, AudioTransforms):
     """Inference model. The rate parameter is a nominal bitrate in kbit/s (mono, 16 kHz), mapped to a
     continuous level by :func:`ncodec.models.audio.rate_to_level` over ``config["rates"]``.
 
-    Shapes: waveforms ``[B,1,T]`` at 16 kHz with T a multiple of ``FRAME`` (320); y ``[B,M,T/320]``;
-    z ``[B,N,ceil(T/1280)]``.
+    Shapes: waveforms ``[B,1,T]`` at 16 kHz with T a multiple of ``FRAME`` (160); y ``[B,M,T/160]``;
+    z ``[B,N,ceil(T/640)]``.
     """
 
     KIND = KIND
@@ -79,13 +82,31 @@ class AudioModel(HyperpriorWeights, AudioTransforms):
         return ys, z_hat
 
     @torch.no_grad()
-    def hyper(self, z_hat: Tensor, frames: int) -> tuple[Tensor, Tensor]:
+    def hyper(self, z_hat: Tensor, y_shape: tuple[int, ...] | int) -> tuple[Tensor, Tensor]:
         """Exact: ``z_hat`` int ``[B,N,h]`` -> (mean ``mu`` float64, Gaussian table index int64), both
-        ``[B,M,frames]`` (``frames <= 4h``). ``mu`` is a multiple of ``2**-8``, exactly representable."""
+        ``[B,M,frames]`` with ``frames`` the last entry of ``y_shape`` (or ``y_shape`` itself),
+        ``frames <= 4h``. ``mu`` is a multiple of ``2**-8``, exactly representable."""
+        frames = y_shape if isinstance(y_shape, int) else y_shape[-1]
         mu_fx, sigma_fx = self.h_s_int(z_hat.cpu())
         mu_fx, sigma_fx = mu_fx[..., :frames], sigma_fx[..., :frames]
         idx = table_indexes(sigma_fx, self.y_thresholds)
         return mu_fx.to(torch.float64) / (1 << OUT_FRAC_BITS), idx
+
+    @staticmethod
+    def dequantize(sym: Tensor, mu: Tensor) -> Tensor:
+        """Decoded residuals and means -> ``ys_hat`` (float64). Zero residuals reconstruct to 0, not
+        to the predicted mean: MDCT-domain means are weak predictions, and adding them where nothing
+        was coded adds audible noise in quiet passages."""
+        sym = sym.to(torch.float64)
+        return torch.where(sym == 0, torch.zeros_like(mu), sym + mu)
+
+    def unit_shape(self, channels: int, frames: int) -> UnitShape:
+        """Latent and hyper-latent shapes of a chunk of ``frames`` frames of ``channels`` signals."""
+        return UnitShape(y=(channels, self.m, frames), z=(channels, self.n, -(-frames // HYPER)))
+
+    def latent_codec(self, threads: int | None = None) -> LatentCodec:
+        """How this architecture codes a chunk's latents: the two-part hyperprior codec."""
+        return HyperpriorCodec(self, threads)
 
     @torch.no_grad()
     def decode_latents(self, ys_hat: Tensor, kbps: float) -> Tensor:

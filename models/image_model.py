@@ -27,6 +27,8 @@ from ncodec.models.int_hyper import (
     scale_thresholds,
     table_indexes,
 )
+from ncodec.models.latent_codecs import HyperpriorCodec, LatentCodec, UnitShape
+from ncodec.models.registry import register_architecture
 from ncodec.models.weights_io import (
     HyperpriorWeights,
     ModelFileError,
@@ -38,9 +40,10 @@ from ncodec.models.weights_io import (
 KIND = "image-hyperprior"
 QUALITY_MIN_LEVEL = -2.5
 DOWNSAMPLE = 64  # total stride of g_a (16) times h_a (4): inputs are padded to this multiple
-Y_LIMIT = 1 << 20
+Y_LIMIT = 1 << 20  # the latent codecs' clamp (ncodec.models.latent_codecs.Y_LIMIT)
 
 
+@register_architecture(KIND)
 class ImageModel(HyperpriorWeights, nn.Module):
     """Inference model. ``quality`` is a float in ``[0, 100]`` mapped linearly onto the rate levels
     (see :meth:`level`).
@@ -107,12 +110,29 @@ class ImageModel(HyperpriorWeights, nn.Module):
         return ys, z_hat
 
     @torch.no_grad()
-    def hyper(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
-        """Exact: ``z_hat`` int ``[1,N,h,w]`` -> (mean ``mu`` float64, Gaussian table index int64),
-        both ``[1,M,4h,4w]``. ``mu`` is a multiple of ``2**-8``, exactly representable."""
+    def hyper(self, z_hat: Tensor, y_shape: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor]:
+        """Exact: ``z_hat`` int ``[B,N,h,w]`` -> (mean ``mu`` float64, Gaussian table index int64),
+        both ``[B,M,4h,4w]`` (``y_shape``, when given, must be that). ``mu`` is a multiple of
+        ``2**-8``, exactly representable."""
         mu_fx, sigma_fx = self.h_s_int(z_hat.cpu())
+        if y_shape is not None and tuple(mu_fx.shape) != tuple(y_shape):
+            raise ValueError(f"latents {tuple(y_shape)} do not match hyper-latents {tuple(z_hat.shape)}")
         idx = table_indexes(sigma_fx, self.y_thresholds)
         return mu_fx.to(torch.float64) / (1 << OUT_FRAC_BITS), idx
+
+    @staticmethod
+    def dequantize(sym: Tensor, mu: Tensor) -> Tensor:
+        """Decoded residuals and means -> ``ys_hat = sym + mu`` (float64, exact)."""
+        return sym.to(torch.float64) + mu
+
+    def unit_shape(self, w: int, h: int) -> UnitShape:
+        """Latent and hyper-latent shapes of a ``w x h`` tile (padded to multiples of 64)."""
+        hz, wz = -(-h // DOWNSAMPLE), -(-w // DOWNSAMPLE)
+        return UnitShape(y=(1, self.config["m"], 4 * hz, 4 * wz), z=(1, self.config["n"], hz, wz))
+
+    def latent_codec(self, threads: int | None = None) -> LatentCodec:
+        """How this architecture codes a tile's latents: the two-part hyperprior codec."""
+        return HyperpriorCodec(self, threads)
 
     @torch.no_grad()
     def synthesize(self, ys_hat: Tensor, quality: float, half: bool | None = None) -> Tensor:

@@ -1,26 +1,45 @@
-"""The shipped models: one fixed table of names, never derived from dict order or file listings.
+"""Models: the architectures (keyed by the ``kind`` their weights files name) and the shipped
+weights (one fixed table of names, never derived from dict order or file listings).
 
-A stream names its model by this name and carries the hash of its weights, so adding a model
-never changes how old streams decode.
+A stream names its model by its shipped name and carries the hash of its weights, so adding a
+model never changes how old streams decode. A weights file names its architecture in its metadata
+(``kind``, for example ``image-hyperprior``); a class registers for its kind with
+:func:`register_architecture`. A second architecture is one new module (its class, registered)
+plus one row in :data:`SHIPPED` naming that module. This module imports no torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ncodec.models.errors import ModelFileError, UnknownModelError
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
+ARCHITECTURES: dict[str, type] = {}
+"""Weights-file ``kind`` -> model class (filled by :func:`register_architecture`)."""
 
-class UnknownModelError(ValueError):
-    """No shipped model has that name, or it serves another medium (CLI exit code 2)."""
+
+def register_architecture(kind: str):
+    """Class decorator: ``kind`` weights files load with this class's ``load(path)``."""
+
+    def deco(cls: type) -> type:
+        if ARCHITECTURES.get(kind, cls) is not cls:
+            raise ValueError(f"architecture '{kind}' registered twice")
+        ARCHITECTURES[kind] = cls
+        return cls
+
+    return deco
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A shipped model: ``name`` (stream model id), ``medium``, weights and card file names,
-    and its rate range in words."""
+    """A shipped model: ``name`` (stream model id), ``medium``, weights and card file names, its
+    rate range in words, the module defining its architecture, and the first 16 bytes of its
+    weights hash (hex), which streams carry and loading checks."""
 
     name: str
     medium: str
@@ -28,6 +47,8 @@ class ModelInfo:
     card: str
     rate_range: str
     description: str
+    module: str
+    digest: str
 
     @property
     def weights_path(self) -> Path:
@@ -46,6 +67,8 @@ SHIPPED: dict[str, ModelInfo] = {
         card="image-hp-v1.md",
         rate_range="quality 0-100, about 0.1-1.5 bpp on Kodak",
         description="variable-rate mean-scale hyperprior, exact integer table selection",
+        module="ncodec.models.image_model",
+        digest="002ff99d9f458a42fb5fb7299ee02427",
     ),
     "audio-hp-v1": ModelInfo(
         name="audio-hp-v1",
@@ -54,6 +77,8 @@ SHIPPED: dict[str, ModelInfo] = {
         card="audio-hp-v1.md",
         rate_range="about 6-64 kbit/s per channel (--target-kbps, --quality 0-100), 16 kHz model rate",
         description="variable-rate 1-D mean-scale hyperprior on a learned MDCT-like filterbank, exact tables",
+        module="ncodec.models.audio_model",
+        digest="2ffc8f14a2164c88c511cc3236e09caf",
     ),
 }
 
@@ -73,16 +98,50 @@ def model_info(name: str | None, medium: str) -> ModelInfo:
     return info
 
 
+def weights_kind(path: Path) -> str:
+    """The architecture a weights file names (its ``kind``), read from the metadata alone.
+
+    Raises:
+        ModelFileError: unreadable or not an ncodec weights file.
+    """
+    from safetensors import safe_open
+
+    WEIGHTS_FORMAT = "ncodec-weights"  # as weights_io writes (which imports torch)
+
+    try:
+        with safe_open(str(path), "numpy") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises several types for a damaged file
+        raise ModelFileError(f"{path}: not a readable safetensors weights file ({e})") from None
+    if meta.get("format") != WEIGHTS_FORMAT or "kind" not in meta:
+        raise ModelFileError(f"{path}: not an ncodec weights file")
+    return meta["kind"]
+
+
+def load_weights(path: Path, module: str | None = None):
+    """Loads any ncodec weights file with the class registered for the architecture it names
+    (importing ``module`` first, where that class lives)."""
+    if module:
+        importlib.import_module(module)
+    kind = weights_kind(path)
+    cls = ARCHITECTURES.get(kind)
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown architecture '{kind}'")
+    return cls.load(path)
+
+
 @lru_cache(maxsize=4)
 def load_model(name: str):
-    """Loads (once per process) the weights of the shipped model ``name``."""
-    info = SHIPPED[name]
-    if info.medium == "image":
-        from ncodec.models.image_model import ImageModel
+    """Loads (once per process) the weights of the shipped model ``name``, checking their hash.
 
-        return ImageModel.load(info.weights_path)
-    if info.medium == "audio":
-        from ncodec.models.audio_model import AudioModel
-
-        return AudioModel.load(info.weights_path)
-    raise UnknownModelError(f"no loader for {info.medium} models")
+    Raises:
+        UnknownModelError: no such shipped model.
+        ModelFileError: the file is missing, damaged, or not the shipped weights.
+    """
+    info = SHIPPED.get(name)
+    if info is None:
+        raise UnknownModelError(f"unknown model '{name}'; shipped: {', '.join(SHIPPED)}")
+    m = load_weights(info.weights_path, info.module)
+    if m.digest[:16].hex() != info.digest:
+        raise ModelFileError(f"{info.weights_path}: weights hash differs from the shipped '{name}'")
+    return m

@@ -15,12 +15,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from ncodec.models.errors import ModelFileError
+
 WEIGHTS_FORMAT = "ncodec-weights"
 WEIGHTS_VERSION = "1"
-
-
-class ModelFileError(ValueError):
-    """A weights file is unknown, damaged or of another kind (CLI exit code 3)."""
 
 
 def weights_digest(t: dict[str, Tensor]) -> bytes:
