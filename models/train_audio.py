@@ -4,30 +4,23 @@ Random 1.28 s segments at 16 kHz from ``../shared/data/audio/speech/train`` and
 ``../shared/data/audio/music/train`` (never the ``test`` splits; music is used as mid and side
 signals, as the codec codes stereo), a rate-distortion loss ``spectral distortion + mu(q) * kbit/s``
 at a random rate level per segment, where each level's ``mu`` is adapted so that the level lands on
-its nominal bitrate, Adam, and resumable safetensors checkpoints (see :mod:`ncodec.models.train`).
-Runs on CPU or CUDA.
+its nominal bitrate, and the common loop of :mod:`ncodec.models.train_core` (Adam, resumable
+safetensors checkpoints, warm start, data-parallel under ``torchrun``). Runs on CPU or CUDA.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import platform
 import random
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ncodec.models.train import (
-    RDOptimizers,
-    RunClock,
-    load_checkpoint,
-    log_record,
-    save_checkpoint,
-    scheduled_lr,
-    start_run,
-)
+from ncodec.models import train_core as core
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"}
 SEGMENT = 20480  # 1.28 s at 16 kHz, a multiple of FRAME * HYPER
@@ -45,6 +38,22 @@ def list_audio(root: Path) -> list[Path]:
     return files
 
 
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """The first audio stream of a file, decoded by PyAV (FFmpeg): float32 ``[channels, samples]``
+    in about ``[-1, 1]`` and the rate in Hz. Raises on a file without audio."""
+    import av
+
+    with av.open(str(path)) as box:
+        stream = box.streams.audio[0]
+        planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+        frames = [out for fr in box.decode(stream) for out in planar.resample(fr)]
+        frames += planar.resample(None)
+        if not frames:
+            raise ValueError("no audio samples")
+        x = np.concatenate([fr.to_ndarray() for fr in frames], axis=1)
+        return np.ascontiguousarray(x, dtype=np.float32), int(stream.rate)
+
+
 def load_corpus(files: list[Path], cache: Path | None = None) -> list[np.ndarray]:
     """Every file at 16 kHz as float32 mono signals (stereo files give mid and side)."""
     if cache is not None and cache.exists():
@@ -54,7 +63,6 @@ def load_corpus(files: list[Path], cache: Path | None = None) -> list[np.ndarray
         return [a.astype(np.float32) / 32768 if a.dtype == np.int16 else a for a in sigs]
     import torchaudio.functional as AF
 
-    from ncodec.codec.audio_io import read_audio
     from ncodec.models.audio import SAMPLE_RATE
 
     out = []
@@ -128,109 +136,93 @@ class SegmentSampler:
         return torch.from_numpy(out)
 
 
-def train(
-    data: Path,
-    out_dir: Path,
-    *,
-    steps: int,
-    batch: int = 8,
-    lr: float = 3e-4,
-    c: int = 192,
-    m: int = 160,
-    n: int = 32,
-    device: str = "cpu",
-    seconds: float | None = None,
-    budget: float | None = None,
-    corpus: Path | None = None,
-    init: Path | None = None,
-    warmup: int = 600,
-    log_every: int = 25,
-    ckpt_every: int = 100,
-    seed: int = 0,
-) -> Path:
-    """Trains (or resumes) until ``steps`` total steps or ``seconds`` of wall time; returns the
-    checkpoint path (``out_dir/checkpoint.safetensors``). ``budget``: planned total seconds across
-    resumed runs (learning-rate decay and stop, as for images); ``corpus``: a compact corpus
-    (:func:`compact_corpus`) used instead of decoding ``data``. ``init``: a shipped weights file whose float
-    transforms, gains and hyper-synthesis start a new run (see :func:`warm_start`); its first
-    ``warmup`` steps train only the hyper-latent prior (learned afresh) with the rest frozen, so its
-    initially poor rate estimate does not disturb the transforms or the rate multipliers."""
-    from ncodec.models.audio import AudioHyperprior, rd_loss
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    model = AudioHyperprior(c, m, n).to(device)
-    opt = RDOptimizers(model, lr, gain_lr_scale=10.0)
-    ckpt = out_dir / "checkpoint.safetensors"
-    meta = {"step": 0, "seconds": 0.0, "c": c, "m": m, "n": n, "batch": batch, "history": []}
-    meta = start_run(model, opt, ckpt, meta, init, warmup, warm_start)
-    if corpus is not None:
-        if not Path(corpus).exists():
-            raise FileNotFoundError(f"{corpus}: no such corpus file")
-        signals = load_corpus([], Path(corpus))
-    else:
-        signals = load_corpus(list_audio(data), out_dir / "corpus16k.npz")
-    sampler = SegmentSampler(signals, seed=seed + meta["step"])
-    meta["data"] = str(corpus or data)
-    meta["hardware"] = f"{platform.machine()} {device} {torch.get_num_threads()} threads"
-    clock = RunClock(steps, seconds, budget, float(meta.get("seconds", 0.0)))
-    acc: dict[str, float] = {}
+def adapt_mu(model, kbps: torch.Tensor, q: torch.Tensor, dist: core.Dist, step: float = 0.05) -> torch.Tensor:
+    """Dual ascent on the per-level rate multipliers ``model.log_mu``: each level moves towards its
+    nominal bitrate by the log rate error of the segments near it (``kbps``, ``q``: ``[B]``),
+    averaged over the ranks. Returns the absolute log rate errors ``[B]``."""
     levels = model.levels
-    while clock.running(meta["step"]):
-        step = meta["step"]
-        frac = clock.fraction(step)
-        cur_lr = scheduled_lr(lr, frac, step, meta.get("warmup_until"))
-        opt.set_lr(cur_lr)
-        x = sampler.batch(batch).to(device)
-        # stratified levels so every level is seen in every batch
-        q = ((torch.arange(batch, device=device) + torch.rand(batch, device=device)) / batch) * (levels - 1)
-        out = model(x, q)
-        losses = rd_loss(model, out, x, q)
-        warming = step < meta.get("warmup_until", 0)
-        aux = opt.step(model, losses["loss"], warming)
-        with torch.no_grad():  # dual ascent: push each level towards its nominal bitrate
-            err = torch.log(losses["kbps"].detach().double() / model.target_kbps(q).double())
-            qc = q.clamp(0, levels - 1).double()
-            lo = qc.floor().long().clamp(max=levels - 2)
-            t = qc - lo
-            delta = torch.zeros(levels, dtype=torch.float64, device=device)
-            delta.index_add_(0, lo, (1 - t) * err)
-            delta.index_add_(0, lo + 1, t * err)
-            if not warming:
-                model.log_mu.add_(0.05 * delta).clamp_(math.log(1e-4), math.log(10.0))
-        for k in ("loss", "dist", "mel"):
-            acc[k] = acc.get(k, 0.0) + float(losses[k].detach())
-        acc["kbps"] = acc.get("kbps", 0.0) + float(losses["kbps"].detach().mean())
-        acc["rate_err"] = acc.get("rate_err", 0.0) + float(err.abs().mean())
-        meta["step"] = step + 1
-        if meta["step"] % log_every == 0:
-            log_record(
-                meta,
-                acc,
-                log_every,
-                step=meta["step"],
-                lr=cur_lr,
-                aux=round(float(aux), 2),
-                mu=[round(float(v), 3) for v in model.log_mu.exp()],
-                elapsed=round(meta["seconds"] + clock.now(), 1),
-            )
-            acc = {}
-        if meta["step"] % ckpt_every == 0:
-            save_checkpoint(ckpt, model, opt.main, dict(meta, seconds=meta["seconds"] + clock.now()))
-    meta["seconds"] += clock.now()
-    save_checkpoint(ckpt, model, opt.main, meta)
-    return ckpt
+    with torch.no_grad():
+        err = torch.log(kbps.detach().double() / model.target_kbps(q).double())
+        qc = q.clamp(0, levels - 1).double()
+        lo = qc.floor().long().clamp(max=levels - 2)
+        t = qc - lo
+        delta = torch.zeros(levels, dtype=torch.float64, device=q.device)
+        delta.index_add_(0, lo, (1 - t) * err)
+        delta.index_add_(0, lo + 1, t * err)
+        dist.average_([delta])  # one update on every rank keeps log_mu identical
+        if step:
+            model.log_mu.add_(step * delta).clamp_(math.log(1e-4), math.log(10.0))
+    return err.abs()
+
+
+@dataclass
+class AudioTrainer(core.Trainer):
+    """An :class:`~ncodec.models.audio.AudioHyperprior` (``c``, ``m``, ``n`` channels) on random
+    segments of the audio under ``data`` (or of a compact ``corpus``, :func:`compact_corpus`), at
+    stratified random rate levels whose multipliers adapt towards their nominal bitrates. After a
+    warm start the prior trains alone with the rest and the multipliers frozen, so its initially
+    poor rate estimate disturbs neither. Train it with :func:`~ncodec.models.train_core.fit`."""
+
+    data: Path = DEFAULT_DATA
+    c: int = 192
+    m: int = 160
+    n: int = 32
+    corpus: Path | None = None
+    gain_lr_scale = 10.0  # not a field: the class-wide rate factor of the gains
+
+    def build(self) -> torch.nn.Module:
+        from ncodec.models.audio import AudioHyperprior
+
+        return AudioHyperprior(self.c, self.m, self.n)
+
+    def sizes(self) -> dict:
+        return {"c": self.c, "m": self.m, "n": self.n}
+
+    def prepare(self, out_dir: Path, dist: core.Dist) -> dict:
+        with dist.main_first():  # rank 0 writes the decoded corpus' cache, the others read it
+            self.signals = _signals(self.data, self.corpus, out_dir / "corpus16k.npz")
+        return {"data": str(self.corpus or self.data)}
+
+    def batches(self, seed: int, size: int) -> Iterator[torch.Tensor]:
+        """``[size, 1, SEGMENT]`` tensors."""
+        sampler = SegmentSampler(self.signals, seed=seed)
+        return iter(lambda: sampler.batch(size), None)
+
+    def step(self, run: core.Run, x: torch.Tensor, s: core.Step) -> dict[str, torch.Tensor]:
+        from ncodec.models.audio import rd_loss
+
+        model, b = run.model, x.shape[0]
+        # stratified levels, so that every level is seen in every batch
+        q = ((torch.arange(b, device=x.device) + torch.rand(b, device=x.device)) / b) * (model.levels - 1)
+        losses = rd_loss(model, model(x, q), x, q)
+        aux = run.opt.step(model, losses["loss"], s.warming)
+        err = adapt_mu(model, losses["kbps"], q, run.dist, 0.0 if s.warming else 0.05)
+        out = {k: losses[k] for k in ("loss", "dist", "mel")}
+        return {**out, "kbps": losses["kbps"].mean(), "rate_err": err.mean(), "aux": aux}
+
+    def warm(self, model: torch.nn.Module, weights: Path) -> int:
+        return warm_start(model, weights)
+
+    def log_extra(self, run: core.Run) -> dict:
+        return {"mu": [round(float(v), 3) for v in run.model.log_mu.exp()]}
+
+
+def _signals(data: Path, corpus: Path | None, cache: Path) -> list[np.ndarray]:
+    """The training signals: a compact corpus file if given, else ``data`` decoded (and cached)."""
+    if corpus is None:
+        return load_corpus(list_audio(data), cache)
+    if not Path(corpus).exists():
+        raise FileNotFoundError(f"{corpus}: no such corpus file")
+    return load_corpus([], Path(corpus))
 
 
 def warm_start(model, weights: Path) -> int:
-    """:func:`ncodec.models.train.warm_start` (float transforms and gains, hyper-synthesis from its
-    integer twin) plus the shipped per-level rate multipliers; returns how many tensors were set."""
+    """:func:`ncodec.models.train_core.warm_start` (float transforms and gains, hyper-synthesis
+    from its integer twin) plus the shipped per-level rate multipliers; returns how many tensors
+    were set."""
     from safetensors import safe_open
 
-    from ncodec.models.train import warm_start as warm_start_floats
-
-    n = warm_start_floats(model, weights, kind="audio-hyperprior")
+    n = core.warm_start(model, weights, kind="audio-hyperprior")
     with safe_open(str(weights), "pt") as f:
         config = json.loads((f.metadata() or {}).get("config", "{}"))
     if len(config.get("mu", [])) == model.levels:
@@ -239,61 +231,32 @@ def warm_start(model, weights: Path) -> int:
 
 
 def add_train_args(p) -> None:
+    """Adds the options of ``ncodec train audio`` to an :class:`argparse.ArgumentParser`."""
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with speech/train and music/train")
-    p.add_argument("--out", type=Path, default=Path("runs/audio"), help="checkpoint folder")
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--seconds", type=float, default=None, help="stop after this much wall time")
-    p.add_argument(
-        "--budget", type=float, default=None, help="planned total seconds across resumed runs (LR decay)"
-    )
+    core.add_run_args(p, out=Path("runs/audio"), steps=20000, lr=3e-4, log_every=25, ckpt_every=100)
     p.add_argument("--corpus", type=Path, default=None, help="compact corpus (.npz) instead of --data")
     p.add_argument(
         "--compact-to", type=Path, default=None, help="only write a compact corpus of --data here (.npz)"
     )
     p.add_argument("--minutes", type=float, default=15.0, help="length of the compact corpus")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--c", type=int, default=192, help="channels of the decoder post-filter (0: none)")
     p.add_argument("--m", type=int, default=160, help="latent channels")
     p.add_argument("--n", type=int, default=32, help="hyper-latent channels")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--init", type=Path, default=None, help="start from a shipped weights file's transforms")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_train(args) -> int:
+    """Runs ``ncodec train audio`` (or only ``--compact-to``); returns the exit status."""
     if args.compact_to is not None:
-        signals = load_corpus(list_audio(args.data), None)
-        size = compact_corpus(signals, args.compact_to, args.minutes)
+        size = compact_corpus(load_corpus(list_audio(args.data), None), args.compact_to, args.minutes)
         print(f"{args.compact_to}: {size:.1f} MiB")
         return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    ckpt = train(
-        args.data,
-        args.out,
-        steps=args.steps,
-        batch=args.batch,
-        lr=args.lr,
-        c=args.c,
-        m=args.m,
-        n=args.n,
-        device=args.device,
-        seconds=args.seconds,
-        budget=args.budget,
-        corpus=args.corpus,
-        init=args.init,
-    )
-    print(f"checkpoint: {ckpt}")
-    return 0
+    trainer = AudioTrainer(args.data, c=args.c, m=args.m, n=args.n, corpus=args.corpus)
+    return core.fit_from_args(trainer, args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ncodec train audio", description=__doc__)
-    add_train_args(p)
-    return run_train(p.parse_args(argv))
+    """``ncodec train audio`` on its own: parses ``argv`` and runs it; returns the exit status."""
+    return core.cli_main(argv, "ncodec train audio", __doc__, add_train_args, run_train)
 
 
 def export_weights(
@@ -301,19 +264,12 @@ def export_weights(
 ) -> Path:
     """Exports a checkpoint to a shipped weights file (integer hyper-synthesis and tables included),
     calibrating integer activations on 16 training segments (never test data)."""
-    from safetensors import safe_open
-
-    from ncodec.models.audio import AudioHyperprior
     from ncodec.models.audio_model import export
 
-    with safe_open(str(ckpt), "pt") as f:
-        meta = json.loads(f.metadata()["meta"])
-    model = AudioHyperprior(meta["c"], meta["m"], meta["n"])
-    load_checkpoint(Path(ckpt), model, None)
+    model = core.load_trained(ckpt, lambda meta: AudioTrainer(c=meta["c"], m=meta["m"], n=meta["n"]).build())
     signals = load_corpus(list_audio(data), Path(ckpt).parent / "corpus16k.npz")
     calib = SegmentSampler(signals, seed=1234).batch(16)
-    exported = export(model, calib, model_id)
-    exported.save(Path(out), card=card)
+    export(model, calib, model_id).save(Path(out), card=card)
     return Path(out)
 
 
