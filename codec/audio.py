@@ -246,7 +246,7 @@ class AudioAnalysis(Analysis):
         self.seconds = x.shape[1] / sample_rate
         lay = Layout(x.shape[1], sample_rate, chunk)
         if chunk * SAMPLE_RATE % sample_rate or not 2 * OVERLAP <= lay.cm <= MAX_CHUNK_16K or lay.cm % FRAME:
-            raise InvalidArgumentError(f"chunk of {chunk} samples at {sample_rate} Hz: not a multiple of 10 ms")
+            raise InvalidArgumentError(f"chunk of {chunk} samples at {sample_rate} Hz is not whole 10 ms")
         self.codec: LatentCodec = model.latent_codec()
         regions = model_chunks(to_coded(x, self.mode), sample_rate, lay)
         self.chunks = [ChunkAnalysis(model, r, device) for r in progress(regions)]

@@ -11,7 +11,6 @@ weights; decoding only ever reads the integers, so it cannot drift between machi
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,13 +67,6 @@ class TableSet:
         if ((steps <= 0) & inside[:, 1:]).any():
             bad = int(np.nonzero(((steps <= 0) & inside[:, 1:]).any(axis=1))[0][0])
             raise ValueError(f"tables: CDF {bad} is not strictly increasing (a zero frequency)")
-
-    def digest(self) -> bytes:
-        """SHA-256 over the tables' integers (little-endian int32, row-major), for model hashes."""
-        h = hashlib.sha256()
-        for a in (self.cdf, self.sizes, self.offsets):
-            h.update(np.asarray(a, dtype="<i4").tobytes())
-        return h.digest()
 
     def ideal_bits(self, symbols: np.ndarray, indexes: np.ndarray) -> float:
         """Code length in bits under the quantised tables; an out-of-support symbol is charged its escape

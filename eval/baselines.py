@@ -12,7 +12,7 @@ are converted back with the inverse full-range matrix. The byte count is the raw
 elementary stream (VPS/SPS/PPS + slice; x265's informational SEI is disabled as in BPG).
 
 Audio and video baselines live in :mod:`ncodec.eval.baselines_audio` and
-:mod:`ncodec.eval.baselines_video`; :func:`get_codec` builds any of them by name.
+:mod:`ncodec.eval.baselines_video`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = [
     "NcodecImageCodec",
     "IMAGE_CODECS",
     "get_image_codec",
-    "get_codec",
     "rgb_to_ycbcr_full",
     "ycbcr_full_to_rgb",
     "ncodec_api",
@@ -364,21 +363,6 @@ def get_image_codec(name: str, **kwargs: Any) -> Any:
     if name.lower() == "jpeg444":
         codec.name = "jpeg444"
     return codec
-
-
-def get_codec(medium: str, name: str, **kwargs: Any) -> Any:
-    """Instantiate a codec for ``medium`` in ``{"image", "audio", "video"}`` by name."""
-    if medium == "image":
-        return get_image_codec(name, **kwargs)
-    if medium == "audio":
-        from .baselines_audio import get_audio_codec
-
-        return get_audio_codec(name, **kwargs)
-    if medium == "video":
-        from .baselines_video import get_video_codec
-
-        return get_video_codec(name, **kwargs)
-    raise ValueError(f"unknown medium {medium!r}")
 
 
 def _silence_warnings() -> None:

@@ -1,7 +1,8 @@
 """``ncodec eval {image,audio,video} DIR`` command line.
 
 ``add_eval_parser(subparsers)`` adds the ``eval`` subcommand to the main ``ncodec`` CLI;
-``run_eval(args)`` executes it and returns an exit code (0 ok, 2 usage error, 3 unreadable input).
+``run_eval(args)`` executes it and returns an exit code (0 ok, 1 a requested codec failed, 2 usage
+error, 3 unreadable input).
 ``python -m ncodec.eval image DIR ...`` runs it standalone.
 
 Examples::
@@ -20,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["add_eval_parser", "run_eval", "main"]
 
-EXIT_OK, EXIT_USAGE, EXIT_INPUT = 0, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 
 _DEFAULT_CODECS = {
     "image": "ncodec,jpeg,jpeg420,webp,avif,x265",
@@ -35,7 +36,7 @@ def _add_common(p: argparse.ArgumentParser, medium: str) -> None:
         "--codecs",
         default=_DEFAULT_CODECS[medium],
         help=f"comma-separated codecs (default: {_DEFAULT_CODECS[medium]}); "
-        "'ncodec' is skipped with a warning if ncodec.codec is unavailable",
+        "a requested codec that cannot run fails the evaluation (exit 1)",
     )
     p.add_argument(
         "--anchors",
@@ -208,6 +209,9 @@ def run_eval(args: argparse.Namespace) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
+    except RuntimeError as e:  # a requested codec failed (CodecFailedError)
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

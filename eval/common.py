@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 
+class CodecFailedError(RuntimeError):
+    """A codec the run asked for cannot be built or does not work (``ncodec eval`` exit 1)."""
+
+
 def dataset_hash(files: Sequence[Path]) -> str:
     """sha256 (hex) over the sorted file names and their bytes: ``name\\0 bytes`` for each file."""
     h = hashlib.sha256()

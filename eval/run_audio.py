@@ -12,7 +12,6 @@ Outputs in ``out``: ``per_file.csv``, ``<codec>.json`` (results: ``kbps-target``
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 from . import metrics as M
 from .anchors import Curve
 from .baselines_audio import align, get_audio_codec, load_audio
-from .common import Timer, aggregate, dataset_hash, map_tasks, pick_anchor, write_csv
+from .common import CodecFailedError, Timer, aggregate, dataset_hash, map_tasks, pick_anchor, write_csv
 from .runner import base_meta, finalize
 
 __all__ = ["AUDIO_EXTS", "list_audio", "run_audio"]
@@ -107,10 +106,8 @@ def run_audio(
                 noise = np.random.default_rng(0).uniform(-0.1, 0.1, (1, 16000)).astype(np.float32)
                 c.decode(c.encode(noise, 16000, c.rates[len(c.rates) // 2]))
             ok.append((n, c))
-        except ImportError:
-            continue
-        except Exception as e:  # noqa: BLE001
-            print(f"warning: skipping codec {n}: {type(e).__name__}: {e}", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - a requested codec that fails fails the run
+            raise CodecFailedError(f"codec {n} failed: {type(e).__name__}: {e}") from e
     if not ok:
         raise ValueError("no usable codec")
     tasks = []

@@ -12,7 +12,6 @@ Outputs in ``out``: ``per_image.csv``, ``<codec>.json`` (CompressAI results sche
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from . import metrics as M
 from .anchors import Curve, find_anchor
 from .baselines import get_image_codec
 from .bdrate import BDError, bd_rate
-from .common import Timer, aggregate, dataset_hash, map_tasks, pick_anchor, write_csv
+from .common import CodecFailedError, Timer, aggregate, dataset_hash, map_tasks, pick_anchor, write_csv
 from .report import Crop, make_crop
 from .runner import base_meta, finalize
 
@@ -93,18 +92,21 @@ def _task(t: tuple) -> tuple[dict[str, Any], bytes | None]:
 
 
 def _available(names: Sequence[str], kwargs: dict[str, dict]) -> list[tuple[str, Any]]:
+    """Every requested codec, built and (ncodec) smoke-tested.
+
+    Raises:
+        CodecFailedError: a requested codec cannot be built or does not round-trip.
+    """
     out = []
     for n in names:
         try:
             c = get_image_codec(n, **kwargs.get(n, {}))
-            if n == "ncodec":  # smoke test: a codec under development may import but not work yet
+            if n == "ncodec":  # smoke test: a broken encode must fail the run, not vanish from it
                 probe = Image.new("RGB", (64, 64), (90, 120, 150))
                 c.decode(c.encode(probe, c.qualities[len(c.qualities) // 2]))
             out.append((n, c))
-        except ImportError:
-            continue  # ncodec missing: warning already printed once
         except Exception as e:  # noqa: BLE001
-            print(f"warning: skipping codec {n}: {type(e).__name__}: {e}", file=sys.stderr)
+            raise CodecFailedError(f"codec {n} failed: {type(e).__name__}: {e}") from e
     return out
 
 

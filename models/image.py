@@ -14,8 +14,6 @@ At inference the hyper-synthesis ``h_s`` runs in exact integer arithmetic (see
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -110,16 +108,3 @@ def rd_loss(model: ImageHyperprior, out: dict[str, Tensor], x: Tensor, q: Tensor
     loss = (lam * 255**2 * mse + bpp).mean()
     psnr = -10 * torch.log10(mse.clamp_min(1e-10)).mean()
     return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "psnr": psnr}
-
-
-def pad_to(x: Tensor, multiple: int = 64) -> tuple[Tensor, tuple[int, int]]:
-    """Pads ``x`` [B,C,H,W] on the right and bottom (replicate) to a multiple; returns the pad."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return x, (ph, pw)
-
-
-def psnr_db(mse: float) -> float:
-    return 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")

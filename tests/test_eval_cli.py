@@ -152,7 +152,8 @@ def test_add_eval_parser_integrates():
     assert run_eval(args) == 3  # input "x" does not exist
 
 
-def test_broken_or_missing_ncodec_is_skipped(tmp_path, monkeypatch, capsys):
+def test_broken_or_missing_ncodec_fails_the_run(tmp_path, monkeypatch, capsys):
+    """A requested codec that fails is an error (exit 1), never silently dropped from the table."""
     _need(KODAK)
     import types as _types
 
@@ -165,10 +166,10 @@ def test_broken_or_missing_ncodec_is_skipped(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(B, "ncodec_api", lambda: fake)
     args = ["image", str(KODAK / "kodim01.png"), "--codecs", "ncodec,jpeg", "--crop", "64",
             "--qualities", "30,80", "--out", str(tmp_path / "a"), "--quiet", "--anchors", "none"]  # fmt: skip
-    assert main(args) == 0
-    assert "skipping codec ncodec" in capsys.readouterr().err
-    assert not (tmp_path / "a" / "ncodec.json").exists() and (tmp_path / "a" / "jpeg.json").exists()
+    assert main(args) == 1
+    assert "codec ncodec failed" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "ncodec.json").exists()
     monkeypatch.setattr(B, "ncodec_api", lambda: None)
     args[args.index(str(tmp_path / "a"))] = str(tmp_path / "b")
-    assert main(args) == 0
-    assert (tmp_path / "b" / "jpeg.json").exists()
+    assert main(args) == 1
+    assert "codec ncodec failed" in capsys.readouterr().err
