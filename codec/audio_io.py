@@ -47,12 +47,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
                     sr, nch = fr.sample_rate, len(fr.layout.channels)
                     if not 1 <= nch <= MAX_CHANNELS:
                         raise UnsupportedInputError(f"{path}: {nch} channels (1..{MAX_CHANNELS} supported)")
-                    res = av.AudioResampler(format="fltp", layout=fr.layout, rate=sr)
+                    # interleaved float: one plane whatever the channel count (PyAV 18.1 reports
+                    # nch + 1 planes for a planar 8-channel frame, and reading the last crashes)
+                    res = av.AudioResampler(format="flt", layout=fr.layout, rate=sr)
                 for o in res.resample(fr):
-                    chunks.append(o.to_ndarray())
+                    chunks.append(_interleaved(o, nch))
             if res is not None:
                 for o in res.resample(None):
-                    chunks.append(o.to_ndarray())
+                    chunks.append(_interleaved(o, nch))
     except UnsupportedInputError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as e:
@@ -60,7 +62,15 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if not chunks:
         raise UnsupportedInputError(f"{path}: no audio samples")
     x = np.concatenate(chunks, axis=1).astype(np.float32)
-    return np.ascontiguousarray(x[:nch]), int(sr)
+    return np.ascontiguousarray(x), int(sr)
+
+
+def _interleaved(frame, nch: int) -> np.ndarray:
+    """An interleaved float frame (``flt``, one plane of ``samples * nch`` values) as ``[nch, samples]``."""
+    a = np.frombuffer(memoryview(frame.planes[0]), dtype=np.float32)[: frame.samples * nch]
+    if a.size != frame.samples * nch:
+        raise UnsupportedInputError(f"audio frame holds {a.size} values, expected {frame.samples * nch}")
+    return a.reshape(frame.samples, nch).T.copy()
 
 
 class AudioWriter:

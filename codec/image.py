@@ -9,8 +9,11 @@ then the latent part).
 Input handling (documented in README):
 * RGB is coded as is; grayscale (L, I;16) is replicated to RGB and decoded back to L;
 * RGBA / LA / P with transparency: colour coded lossy, alpha losslessly (zlib) in one extra segment;
-* 16-bit input is reduced to 8 bits (most significant byte) and decodes as 8-bit; the header keeps
-  the source depth.
+* 16-bit input (gray, or 16 bits per channel: 48-bit PNG/TIFF) is reduced to 8 bits (most
+  significant byte) and decodes as 8-bit; the header keeps the source depth (16);
+* 32-bit integer images are refused (a mode "I" image in memory whose values fit 0..65535 is a 16-bit
+  image, as Pillow reads 16-bit files); float images are refused;
+* animated images: the first frame is coded, with one :class:`AnimationWarning`.
 """
 
 from __future__ import annotations
@@ -59,9 +62,19 @@ def prepare(img: Image.Image) -> PreparedImage:
         raise UnsupportedInputError(f"image of {w}x{h} pixels exceeds the {MAX_PIXELS}-pixel limit")
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        if img.info.get(SOURCE_BITS) == 32:
+            raise UnsupportedInputError("32-bit integer images are not supported (convert to 16 bits)")
         a = np.asarray(img)
-        a = (a.astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8) if a.dtype != np.uint8 else a
+        if a.dtype != np.uint8:
+            lo, hi = int(a.min()), int(a.max())
+            if lo < 0 or hi > 65535:  # mode "I" holds Pillow's 16-bit images too, but not these
+                raise UnsupportedInputError(
+                    f"32-bit integer pixel values ({lo}..{hi}) beyond 16 bits are not supported"
+                )
+            a = (a.astype(np.uint32) >> 8).astype(np.uint8)
         return PreparedImage(np.repeat(a[..., None], 3, axis=2), None, 1, 16)
+    # 16 bits per channel (48-bit PNG, 64-bit RGBA): Pillow reads the high bytes; say so in the header
+    depth = 16 if img.info.get(SOURCE_BITS) == 16 else 8
     if mode == "F":
         raise UnsupportedInputError("floating-point images are not supported")
     if mode == "P":
@@ -70,11 +83,12 @@ def prepare(img: Image.Image) -> PreparedImage:
         img = img.convert("RGBA")
     if img.mode == "L" or img.mode == "1":
         a = np.asarray(img.convert("L"))
-        return PreparedImage(np.repeat(a[..., None], 3, axis=2), None, 1, 8)
+        return PreparedImage(np.repeat(a[..., None], 3, axis=2), None, 1, depth)
     if img.mode in ("RGBA", "LA", "RGBa", "La"):
         rgba = np.asarray(img.convert("RGBA"))
-        return PreparedImage(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), 4, 8)
-    return PreparedImage(np.asarray(img.convert("RGB")), None, 3, 8)
+        rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+        return PreparedImage(rgb, alpha, 4, depth)
+    return PreparedImage(np.asarray(img.convert("RGB")), None, 3, depth)
 
 
 def to_image(a: Any) -> Image.Image:
@@ -91,6 +105,24 @@ def to_image(a: Any) -> Image.Image:
     return Image.fromarray(a)
 
 
+SOURCE_BITS = "ncodec_source_bits"
+"""``Image.info`` key :func:`read_image` sets where the file holds more than 8 bits per sample
+(16, or 32 for integer images, which :func:`prepare` refuses)."""
+
+
+class AnimationWarning(UserWarning):
+    """An animated image (GIF, APNG, WebP): only its first frame is coded."""
+
+
+def _source_bits(img: Image.Image) -> int:
+    """Bits per sample of the file behind an opened (not yet loaded) image, from Pillow's raw mode:
+    ``RGB;16B`` (48-bit PNG), ``I;16`` (16-bit gray) -> 16; ``I;32S`` (32-bit integer TIFF) -> 32."""
+    raw = " ".join(str(t[3]) for t in getattr(img, "tile", None) or ())
+    if ";32" in raw:
+        return 32
+    return 16 if ";16" in raw else 8
+
+
 def read_image(path: Path) -> Image.Image:
     """Opens and loads an image file (Pillow). The size is checked from the file's header before
     any pixel is decoded; Pillow's own decompression-bomb guard (process-wide, left as the user
@@ -103,7 +135,19 @@ def read_image(path: Path) -> Image.Image:
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise UnsupportedInputError(f"{path}: image of {w}x{h} pixels exceeds the {MAX_PIXELS} limit")
+            bits = _source_bits(img)
+            frames = getattr(img, "n_frames", 1)
             img.load()
+            if bits != 8:
+                img.info[SOURCE_BITS] = bits
+            if frames > 1:
+                name = Path(path).name if isinstance(path, str | Path) else "input"
+                warnings.warn(
+                    f"{name}: animated image, only the first of {frames} frames is coded "
+                    "(animations will be coded as video)",
+                    AnimationWarning,
+                    stacklevel=2,
+                )
             return img
     except FileNotFoundError:
         raise UnsupportedInputError(f"{path}: no such file") from None
