@@ -63,11 +63,12 @@ def ncodec_row(
     *,
     gop: int | None = None,
     frames: int | None = None,
-    model: str = "image-hp-v1",
+    model: Any = "image-hp-v1",
     p_offset: float | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Encodes and decodes one sequence at ``quality``; returns its row (``run_video`` schema)."""
+    """Encodes and decodes one sequence at ``quality``; returns its row (``run_video`` schema).
+    ``model``: a shipped model name or a loaded model (image, temporal or ``VideoModel``)."""
     import torch
 
     from ncodec.bitstream.container import StreamReader
@@ -80,7 +81,7 @@ def ncodec_row(
     src, fps, _ = load_video(str(path), frames)
     n = len(src)
     h, w = src[0][0].shape
-    m = load_model(model)
+    m = load_model(model) if isinstance(model, str) else model
     opts: dict[str, Any] = {"gop": gop or V.DEFAULT_GOP}
     if p_offset is not None:
         opts["p_offset"] = p_offset
