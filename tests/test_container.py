@@ -50,12 +50,16 @@ def test_layout_matches_format_md():
     assert body_len == 1 + len("image-test") + 16 + 2 + 16
     assert data[8] == len("image-test") and data[9 : 9 + 10] == b"image-test"
     hdr_end = 8 + body_len
-    assert struct.unpack_from("<I", data, hdr_end)[0] == crc32(data[:hdr_end])
+    hcrc = crc32(data[:hdr_end])
+    assert struct.unpack_from("<I", data, hdr_end)[0] == hcrc
     seg = hdr_end + 4
-    assert data[seg] == ord("S") and struct.unpack_from("<II", data, seg + 1) == (3, crc32(b"abc"))
+    # version 2: a segment's CRC covers the header's CRC and its number (0xFFFFFFFF: index, end)
+    seed = crc32(struct.pack("<II", hcrc, 0))
+    assert data[seg] == ord("S") and struct.unpack_from("<II", data, seg + 1) == (3, crc32(b"abc", seed))
     assert data[seg + 9 : seg + 12] == b"abc"
     end = data[seg + 12 :]
-    assert end[0] == ord("E") and struct.unpack_from("<IIIQ", end, 1)[:3] == (12, crc32(end[9:]), 1)
+    seed = crc32(struct.pack("<II", hcrc, 0xFFFFFFFF))
+    assert end[0] == ord("E") and struct.unpack_from("<IIIQ", end, 1)[:3] == (12, crc32(end[9:], seed), 1)
     assert len(end) == 21
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import ncodec.codec as nc
 from ncodec.bitstream import AudioParams, read_stream
+from ncodec.bitstream.container import upgrade
 from ncodec.codec import audio
 from ncodec.codec.audio_io import read_audio, write_audio
 from ncodec.models.registry import load_model
@@ -66,4 +67,5 @@ def test_golden_audio_stream():
 
 
 def test_golden_audio_reencodes_to_the_same_bytes():
-    assert nc.encode(_source(), quality=50) == (GOLDEN / "audio_v1.ncb").read_bytes()
+    # the golden is format version 1: the same header fields and payloads in today's version
+    assert nc.encode(_source(), quality=50) == upgrade((GOLDEN / "audio_v1.ncb").read_bytes())
