@@ -631,20 +631,10 @@ def _decode_range(
     if len(offsets) != params.segments:
         raise CorruptStreamError(f"index lists {len(offsets)} segments, the header implies {params.segments}")
     for k in range(first // params.gop, -(-end // params.gop)):
-        r.f.seek(offsets[k])
-        payload = _segment_here(r)
+        payload = r.segment(k)  # through the index; checks the segment is the k-th
         lo = max(first - k * params.gop, 0)
         hi = min(end - k * params.gop, gop_frames(params, k))
         yield from decode_gop(vm, params, payload, k, lo, hi)
-
-
-def _segment_here(r: StreamReader) -> bytes:
-    from ncodec.bitstream.container import SEG_DATA
-
-    kind, payload = r._read_segment()
-    if kind != SEG_DATA:
-        raise CorruptStreamError("index points at a non-data segment")
-    return payload
 
 
 # ---- the medium --------------------------------------------------------------------------------
@@ -735,6 +725,28 @@ class VideoCodec(MediumCodec):
 
     def decoded_shape(self, params: VideoParams) -> tuple[int, ...]:
         return params.width, params.height, params.frames
+
+    def decode_range_stream(
+        self,
+        model: Any,
+        params: VideoParams,
+        reader: StreamReader,
+        *,
+        start: float | None = None,
+        frames: int | None = None,
+        device: str = "cpu",
+    ) -> Iterator[np.ndarray]:
+        """Like :meth:`decode_stream`, from the frame on screen at ``start`` seconds, ``frames``
+        of them (all the rest if ``None``), jumping through the index of ``reader`` (a seekable
+        stream whose header was read) to the GOP that holds the start.
+
+        Raises:
+            ValueError: a start beyond the end, or a negative count.
+        """
+        first = start_frame(params, start or 0.0)
+        if first >= params.frames:
+            raise ValueError(f"start frame {first} is beyond the video's {params.frames} frames")
+        return _decode_range(reader, params, model, first, frames, device)
 
     # ---- file paths (streaming) ----
 

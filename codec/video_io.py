@@ -325,6 +325,13 @@ class VideoReader:
         return n
 
 
+def _seekable(f: Any) -> bool:
+    try:
+        return bool(f.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def _msg(e: Exception) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
@@ -360,7 +367,10 @@ class VideoWriter:
         self.colour = colour
         self.width, self.height = width, height
         self._own = isinstance(f, str | Path)
-        self.container = av.open(str(f) if self._own else f, "w", format=mux)
+        opts = {}
+        if mux == "mp4" and not self._own and not _seekable(f):  # a pipe: fragmented MP4
+            opts = {"movflags": "frag_keyframe+empty_moov"}
+        self.container = av.open(str(f) if self._own else f, "w", format=mux, options=opts)
         rate = Fraction(fps).limit_denominator(1001)
         self.stream = self.container.add_stream(enc, rate=rate)
         s = self.stream

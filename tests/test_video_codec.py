@@ -250,6 +250,11 @@ def test_seek_matches_full_decode(model, stream, tmp_path):
     assert len(got) == 3 and all(np.array_equal(a, full[5 + i]) for i, a in enumerate(got))
     got = list(V.decode_range(p, 0.39, None, model=model))  # frame 9 only
     assert len(got) == 1 and np.array_equal(got[0], full[9])
+    # the medium interface, on a reader whose header the caller has read
+    r = StreamReader(io.BytesIO(stream))
+    params = VideoParams.from_bytes(r.header.params)
+    got = list(V.VideoCodec().decode_range_stream(model, params, r, start=0.2, frames=2))
+    assert len(got) == 2 and all(np.array_equal(a, full[5 + i]) for i, a in enumerate(got))
     # through the registry (the stream names image-hp-v1)
     assert np.array_equal(next(V.decode_range(p, 0.0, 1)), full[0])
     with pytest.raises(ValueError):
