@@ -36,10 +36,22 @@ from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
 from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
 from ncodec.models.image_model import DOWNSAMPLE, ImageModel
 from ncodec.models.latent_codecs import LatentCodec, split_parts
+from ncodec.models.latent_opt import EFFORTS, refine_residuals
 
 DEFAULT_TILE = 1024
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".gif"})
-OUT_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM"}
+OUT_FORMATS = {
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".ppm": "PPM",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+}
+"""Output suffix -> Pillow format. Lossy formats are written at quality 95 (JPEG drops alpha)."""
+LOSSY_OUT = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 
 
 @dataclass
@@ -91,18 +103,38 @@ def prepare(img: Image.Image) -> PreparedImage:
     return PreparedImage(np.asarray(img.convert("RGB")), None, 3, depth)
 
 
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """uint8 as is; floats in 0..1 scaled to 0..255 (rounded, clipped)."""
+    if a.dtype == np.uint8:
+        return a
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise UnsupportedInputError("float pixels must be finite (in 0..1)")
+        return np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    raise UnsupportedInputError(f"pixels must be uint8 or float in 0..1, not {a.dtype}")
+
+
 def to_image(a: Any) -> Image.Image:
-    """A PIL image, or a uint8 array ``[H, W]`` / ``[H, W, 3|4]``, as a PIL image."""
+    """A PIL image; a numpy array ``[H, W]`` / ``[H, W, 3|4]``; or a torch tensor ``[3|1|4, H, W]``
+    (channels first), uint8 or float in 0..1, as a PIL image."""
     if isinstance(a, Image.Image):
         return a
+    if isinstance(a, torch.Tensor):
+        if a.ndim != 3 or a.shape[0] not in (1, 3, 4):
+            raise UnsupportedInputError(f"image tensors must be [3, H, W] or [N, 3, H, W]: {list(a.shape)}")
+        t = a.detach().cpu()
+        a = t.permute(1, 2, 0).numpy() if t.dtype == torch.uint8 else t.float().permute(1, 2, 0).numpy()
+        a = a[..., 0] if a.shape[2] == 1 else a
+    if isinstance(a, np.ndarray) and a.dtype != np.uint8 and np.issubdtype(a.dtype, np.floating):
+        a = _to_uint8(a)
     if (
         not isinstance(a, np.ndarray)
         or a.dtype != np.uint8
         or a.ndim not in (2, 3)
         or (a.ndim == 3 and a.shape[2] not in (3, 4))
     ):
-        raise UnsupportedInputError("arrays must be uint8 [H, W], [H, W, 3] or [H, W, 4]")
-    return Image.fromarray(a)
+        raise UnsupportedInputError("arrays must be uint8 (or float in 0..1) [H, W], [H, W, 3] or [H, W, 4]")
+    return Image.fromarray(np.ascontiguousarray(a))
 
 
 SOURCE_BITS = "ncodec_source_bits"
@@ -175,10 +207,41 @@ def _to_tensor(rgb: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0).to(device)
 
 
-def synthesize_tile(model: ImageModel, ys_hat: torch.Tensor, w: int, h: int, quality: float) -> np.ndarray:
-    """Dequantised scaled latents of one tile -> uint8 ``[h, w, 3]``."""
-    x = model.synthesize(ys_hat, quality)[0, :, :h, :w]
-    return (x.mul(255).round_().to(torch.uint8)).permute(1, 2, 0).cpu().numpy()
+SYNTH_BLOCK = 64
+"""Latents per side that ``g_s`` runs on at once (1024 pixels): a larger tile (streams may declare
+up to 4096) is synthesised in blocks, so its memory is that of a 1024-pixel tile, not 16 times it."""
+SYNTH_HALO = 6
+"""Latents of context on each side of a block, more than ``g_s``'s reach (four stride-2
+transposed 5x5 convolutions: under 4 latents), so blocks give the whole tile's pixels (up to
+float rounding)."""
+
+
+def synthesize_tile(
+    model: ImageModel, ys_hat: torch.Tensor, w: int, h: int, quality: float, block: int = SYNTH_BLOCK
+) -> np.ndarray:
+    """Dequantised scaled latents of one tile -> uint8 ``[h, w, 3]``, in blocks of at most
+    ``block`` latents a side (plus :data:`SYNTH_HALO`)."""
+    lh, lw = ys_hat.shape[-2:]
+    if lh <= block and lw <= block:
+        x = model.synthesize(ys_hat, quality)[0, :, :h, :w]
+        return (x.mul(255).round_().to(torch.uint8)).permute(1, 2, 0).cpu().numpy()
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    up = 16  # g_s's stride
+    for by in range(0, lh, block):
+        for bx in range(0, lw, block):
+            ph, pw = min(block * up, h - by * up), min(block * up, w - bx * up)
+            if ph <= 0 or pw <= 0:  # padding only
+                continue
+            y0, x0 = max(by - SYNTH_HALO, 0), max(bx - SYNTH_HALO, 0)
+            y1, x1 = min(by + block + SYNTH_HALO, lh), min(bx + block + SYNTH_HALO, lw)
+            x = model.synthesize(ys_hat[..., y0:y1, x0:x1], quality)[0]
+            oy, ox = (by - y0) * up, (bx - x0) * up
+            x = x[:, oy : oy + ph, ox : ox + pw]
+            out[by * up : by * up + ph, bx * up : bx * up + pw] = (
+                x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            )
+            del x
+    return out
 
 
 def _assemble(params: ImageParams, rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
@@ -191,27 +254,49 @@ def _assemble(params: ImageParams, rgb: np.ndarray, alpha: np.ndarray | None) ->
 
 
 class TileAnalysis:
-    """One tile's analysis ``g_a(x)``, kept so rate control can try many qualities cheaply."""
+    """One tile's analysis ``g_a(x)``, kept so rate control can try many qualities cheaply.
 
-    def __init__(self, model: ImageModel, rgb: np.ndarray, device: str):
+    With an ``effort`` above 0 the residual symbols at each quality are optimised for rate and
+    distortion through the synthesis (:mod:`ncodec.models.latent_opt`), once per quality."""
+
+    def __init__(self, model: ImageModel, rgb: np.ndarray, device: str, effort: int = 0):
         self.model = model
         with torch.no_grad():
             self.y = model.analysis(_to_tensor(rgb, device))
+        self.schedule = EFFORTS[effort]
+        # the target pixels, kept only when refining (the float copy is 4x the tile)
+        self.x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255 if effort else None
+        self._refined: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def latents(self, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled latents ``ys`` and hyper-latents ``z_hat`` at ``quality``."""
-        return self.model.scale_latents(self.y, quality)
+        ys, z_hat = self.model.scale_latents(self.y, quality)
+        if self.schedule is None:
+            return ys, z_hat
+        if quality not in self._refined:
+            x = self.x.to(self.y.device)
+            ys = refine_residuals(self.model, x, ys, z_hat, quality, self.schedule)
+            self._refined[quality] = (ys, z_hat)
+        return self._refined[quality]
 
 
 class ImageAnalysis(Analysis):
     """Every tile's analysis of one prepared image."""
 
-    def __init__(self, model: ImageModel, prep: PreparedImage, tile: int, device: str, progress: Progress):
+    def __init__(
+        self,
+        model: ImageModel,
+        prep: PreparedImage,
+        tile: int,
+        device: str,
+        progress: Progress,
+        effort: int = 0,
+    ):
         self.model, self.prep, self.tile = model, prep, tile
         self.codec: LatentCodec = model.latent_codec()
         self.rects = tiles(self._params(0))
         self.tiles = [
-            TileAnalysis(model, prep.rgb[y0 : y0 + h, x0 : x0 + w], device)
+            TileAnalysis(model, prep.rgb[y0 : y0 + h, x0 : x0 + w], device, effort)
             for x0, y0, w, h in progress(self.rects)
         ]
         self.alpha = zlib.compress(prep.alpha.tobytes(), 9) if prep.alpha is not None else None
@@ -269,9 +354,24 @@ class ImageCodec(MediumCodec):
     rate_step = 0.01
 
     def accepts(self, obj: Any) -> bool:
-        return isinstance(obj, Image.Image | np.ndarray)
+        return isinstance(obj, Image.Image | np.ndarray | torch.Tensor)
 
-    def read(self, path: Path) -> Image.Image:
+    def batch(self, obj: Any) -> list[Any] | None:
+        """``[N, 3, H, W]`` tensors and ``[N, H, W, 3]`` arrays are batches of N images."""
+        return list(obj) if isinstance(obj, np.ndarray | torch.Tensor) and obj.ndim == 4 else None
+
+    def sniff(self, data: bytes) -> bool:
+        import io
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                Image.open(io.BytesIO(data)).close()
+            return True
+        except Exception:
+            return False
+
+    def read(self, path: Path | BinaryIO) -> Image.Image:
         return read_image(path)
 
     def analyse(
@@ -282,12 +382,17 @@ class ImageCodec(MediumCodec):
         device: str = "cpu",
         progress: Progress = no_progress,
         tile: int = DEFAULT_TILE,
+        effort: int = 0,
         **options: Any,
     ) -> ImageAnalysis:
-        """``tile``: tile edge in pixels, a multiple of 64 in 64..4096."""
+        """``tile``: tile edge in pixels, a multiple of 64 in 64..4096. ``effort``: encoder effort
+        ``0..3`` (0: one pass; higher: latent optimisation, see :mod:`ncodec.models.latent_opt`;
+        the decoder is the same). Each quality a rate search tries is optimised anew."""
         if tile % 64 or not 64 <= tile <= 4096:
             raise InvalidArgumentError("tile must be a multiple of 64 in 64..4096")
-        return ImageAnalysis(model, prepare(to_image(obj)), tile, device, progress)
+        if effort not in EFFORTS:
+            raise InvalidArgumentError(f"effort must be one of {sorted(EFFORTS)}")
+        return ImageAnalysis(model, prepare(to_image(obj)), tile, device, progress, effort)
 
     def targets(self, analysis: ImageAnalysis) -> dict[str, Target]:
         ref = analysis.prep.rgb.astype(np.float64)
@@ -332,4 +437,6 @@ class ImageCodec(MediumCodec):
         if fmt is None:
             raise UnsupportedInputError(f"images decode to {', '.join(sorted(OUT_FORMATS))}, not '{suffix}'")
         for img in pieces:
-            img.save(out, format=fmt)
+            if fmt == "JPEG" and img.mode not in ("L", "RGB"):
+                img = img.convert("RGB")
+            img.save(out, format=fmt, **LOSSY_OUT.get(fmt, {}))

@@ -310,19 +310,33 @@ class NcodecImageCodec:
 
     name = "ncodec"
 
-    def __init__(self, qualities: list[float] | None = None, model: str | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        qualities: list[float] | None = None,
+        model: str | None = None,
+        device: str = "cpu",
+        effort: int = 0,
+    ):
         api = ncodec_api()
         if api is None:
             raise ImportError("ncodec.codec is not available")
         self._api = api
         self.model = model
         self.device = device
+        self.effort = effort
+        if effort:
+            self.name = f"ncodec-e{effort}"
         self.qualities = qualities or [2, 10, 20, 35, 50, 65, 80, 95]
-        self.description = f"ncodec learned image codec (model={model or 'default'}, device={device})"
-        self.settings = {"model": model, "device": device, "rate_control": "quality"}
+        self.description = (
+            f"ncodec learned image codec (model={model or 'default'}, device={device}, effort={effort})"
+        )
+        self.settings = {"model": model, "device": device, "rate_control": "quality", "effort": effort}
 
     def encode(self, img: Image.Image, q: Any) -> bytes:
-        return self._api.encode(img.convert("RGB"), quality=float(q), model=self.model, device=self.device)
+        kw = {"effort": self.effort} if self.effort else {}
+        return self._api.encode(
+            img.convert("RGB"), quality=float(q), model=self.model, device=self.device, **kw
+        )
 
     def decode(self, data: bytes) -> Image.Image:
         out = self._api.decode(data, device=self.device)
@@ -343,6 +357,10 @@ class NcodecImageCodec:
 
 IMAGE_CODECS: dict[str, Any] = {
     "ncodec": NcodecImageCodec,
+    # encoder effort levels (latent optimisation; same decoder), as separate curves
+    "ncodec-e1": lambda **kw: NcodecImageCodec(effort=1, **kw),
+    "ncodec-e2": lambda **kw: NcodecImageCodec(effort=2, **kw),
+    "ncodec-e3": lambda **kw: NcodecImageCodec(effort=3, **kw),
     "jpeg": lambda **kw: JPEGCodec(subsampling=0, **kw),
     "jpeg444": lambda **kw: JPEGCodec(subsampling=0, **kw),
     "jpeg420": lambda **kw: JPEGCodec(subsampling=2, **kw),

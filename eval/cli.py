@@ -138,6 +138,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             kw = {
                 "ncodec": ncodec_kw,
+                **{f"ncodec-e{e}": ncodec_kw for e in (1, 2, 3)},
                 "x265": {"preset": args.x265_preset},
                 "hevc": {"preset": args.x265_preset},
                 "avif": {"speed": args.avif_speed},
