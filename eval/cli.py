@@ -26,7 +26,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 _DEFAULT_CODECS = {
     "image": "ncodec,jpeg,jpeg420,webp,avif,x265",
     "audio": "ncodec,opus,aac,mp3",
-    "video": "x264,x265,av1",
+    "video": "ncodec,ncodec-intra,x264,x265,av1",
 }
 
 
@@ -184,12 +184,13 @@ def run_eval(args: argparse.Namespace) -> int:
             )
         else:
             from .baselines_video import VIDEO_CODECS
-            from .run_video import run_video
+            from .run_video import NCODEC_VARIANTS, run_video
 
-            bad = [c for c in codecs if c not in VIDEO_CODECS]
+            bad = [c for c in codecs if c not in VIDEO_CODECS and c not in NCODEC_VARIANTS]
             if bad:
                 print(
-                    f"error: unknown video codec(s) {bad}; choose from {sorted(VIDEO_CODECS)}",
+                    f"error: unknown video codec(s) {bad}; "
+                    f"choose from {sorted(VIDEO_CODECS) + list(NCODEC_VARIANTS)}",
                     file=sys.stderr,
                 )
                 return EXIT_USAGE

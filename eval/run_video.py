@@ -92,6 +92,11 @@ def _task(t: tuple) -> dict[str, Any]:
     return row
 
 
+NCODEC_VARIANTS = ("ncodec", "ncodec-intra")
+"""ncodec's curves: with the run's GOP, and all-intra (the reference that shows the temporal
+model's saving)."""
+
+
 def run_video(
     inputs: str | Path,
     out: str | Path,
@@ -113,13 +118,26 @@ def run_video(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rate_points = rate_points or {}
-    ok = [(n, get_video_codec(n, gop=gop)) for n in codecs]
+    learned = [n for n in codecs if n in NCODEC_VARIANTS]
+    ok = [(n, get_video_codec(n, gop=gop)) for n in codecs if n not in NCODEC_VARIANTS]
     tasks = []
     for n, c in ok:
         for q in rate_points.get(n, c.qualities):
             for f in files:
                 tasks.append((n, (("gop", gop),), str(f), q, frames))
     rows = map_tasks(_task, tasks, jobs, desc="video", show=show_progress)
+    ncodec_rows_by = {}
+    for n in learned:  # ncodec (GOP as the others) and ncodec-intra (every frame an I-frame)
+        from ncodec.models.registry import DEFAULT_MODEL
+
+        from .run_video_ncodec import QUALITIES, ncodec_rows
+
+        g, model = (1, "image-hp-v1") if n == "ncodec-intra" else (gop, DEFAULT_MODEL["video"])
+        nrows = ncodec_rows(files, rate_points.get(n, QUALITIES), gop=g, frames=frames, model=model)
+        for r in nrows:
+            r["codec"] = n
+        ncodec_rows_by[n] = (nrows, g)
+        rows = rows + nrows
     write_csv(out / "per_video.csv", rows)
     settings = {
         "codecs": codecs,
@@ -147,6 +165,12 @@ def run_video(
                 ),
             )
         )
+    for n, (nrows, g) in ncodec_rows_by.items():
+        from .run_video_ncodec import ncodec_curve
+
+        c = ncodec_curve(nrows, meta, g)
+        c.name = n
+        curves.append(c)
     anc = pick_anchor(anchor, curves, anchors, ("x265", "x264"), "video-uvg")
     fin = finalize(
         out,

@@ -49,6 +49,12 @@ class ModelInfo:
     description: str
     module: str
     digest: str
+    also: tuple[str, ...] = ()  #: other media it codes (the image model codes all-intra video)
+
+    @property
+    def media(self) -> tuple[str, ...]:
+        """Every medium this model codes."""
+        return (self.medium, *self.also)
 
     @property
     def weights_path(self) -> Path:
@@ -69,6 +75,7 @@ SHIPPED: dict[str, ModelInfo] = {
         description="variable-rate mean-scale hyperprior, exact integer table selection",
         module="ncodec.models.image_model",
         digest="002ff99d9f458a42fb5fb7299ee02427",
+        also=("video",),
     ),
     "audio-hp-v1": ModelInfo(
         name="audio-hp-v1",
@@ -82,7 +89,7 @@ SHIPPED: dict[str, ModelInfo] = {
     ),
 }
 
-DEFAULT_MODEL = {"image": "image-hp-v1", "audio": "audio-hp-v1"}
+DEFAULT_MODEL = {"image": "image-hp-v1", "audio": "audio-hp-v1", "video": "image-hp-v1"}
 
 
 def model_info(name: str | None, medium: str) -> ModelInfo:
@@ -93,8 +100,8 @@ def model_info(name: str | None, medium: str) -> ModelInfo:
     info = SHIPPED.get(name)
     if info is None:
         raise UnknownModelError(f"unknown model '{name}'; shipped: {', '.join(SHIPPED)}")
-    if info.medium != medium:
-        raise UnknownModelError(f"model '{name}' codes {info.medium}, not {medium}")
+    if medium not in info.media:
+        raise UnknownModelError(f"model '{name}' codes {' and '.join(info.media)}, not {medium}")
     return info
 
 
