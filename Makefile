@@ -51,3 +51,16 @@ test: check-lock lint
 
 clean:
 	rm -rf build $(VENV)
+
+# Coverage-guided fuzzing (atheris/libFuzzer) of the container parser and every medium's
+# symbol-level decode, seeded with real streams (tests/fuzz/seeds; `tests/fuzz/make_seeds.py`
+# rewrites them): `make fuzz SECONDS=600`. Prints executions, coverage and findings; a finding is
+# saved in tests/fuzz/findings/; copy it to tests/fuzz/corpus/, where the suite replays it.
+SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(STAMP)
+	@mkdir -p build/fuzz-corpus tests/fuzz/findings
+	-OMP_NUM_THREADS=1 $(VPY) tests/fuzz/fuzz_decode.py -max_total_time=$(SECONDS) -print_final_stats=1 \
+		-artifact_prefix=tests/fuzz/findings/ build/fuzz-corpus tests/fuzz/seeds tests/fuzz/corpus 2>&1 \
+		| grep -E '^(#[0-9]+[[:space:]]+(DONE|pulse|INITED)|Done|stat::|==|.*Error|.*Traceback)' ; true
+	@echo "findings: $$(ls tests/fuzz/findings | wc -l) in tests/fuzz/findings/"
