@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 # The uv that bootstraps the environment; the lock pins the same one (dev extra), so sync keeps it.
 UV_VERSION := 0.13.9
-EXTRAS := --extra dev --extra eval
+EXTRAS := --extra dev --extra eval --extra ray
 STAMP := $(VENV)/.ncodec-installed
 NATIVE := pyproject.toml uv.lock CMakeLists.txt $(wildcard entropy/csrc/*)
 export UV_PYTHON_DOWNLOADS := never

@@ -7,7 +7,8 @@
     >>> nc.encode_file("kodim01.png", "x.ncb", target_bpp=0.5)         # EncodeReport
     >>> nc.decode_file("x.ncb", "y.png")                               # DecodeReport
 
-Every function dispatches through the medium table (:mod:`ncodec.codec.medium`): nothing here
+File names may be ``"-"`` for standard input or output (the input's medium is then sniffed from
+its content). Every function dispatches through the medium table (:mod:`ncodec.codec.medium`): nothing here
 knows one medium from another. Units: bpp = bits of the whole stream per pixel; kbps = kbit/s of
 the whole stream; quality is a float in [0, 100].
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -25,15 +27,31 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ncodec.bitstream.container import MEDIA_NAMES, Header, StreamReader, StreamWriter, write_stream
-from ncodec.bitstream.errors import CorruptStreamError, ModelMismatchError
+from ncodec.bitstream.container import (
+    MAGIC,
+    MEDIA_NAMES,
+    Header,
+    StreamReader,
+    StreamWriter,
+    write_stream,
+)
+from ncodec.bitstream.errors import BitstreamError, CorruptStreamError, ModelMismatchError
 from ncodec.bitstream.params import PARAMS
-from ncodec.codec.errors import InvalidArgumentError, OutputExistsError, UnsupportedInputError
+from ncodec.codec.errors import (
+    InvalidArgumentError,
+    OutputError,
+    OutputExistsError,
+    UnsupportedInputError,
+)
 from ncodec.codec.medium import Encoded, MediumCodec, codec_for, codec_named, media_ids
 from ncodec.models.registry import SHIPPED, UnknownModelError, load_model, model_info
 
 DEFAULT_QUALITY = 50.0
 _TARGETS = {"target_bpp": "bpp", "target_psnr": "psnr", "target_kbps": "kbps"}
+STDIO = "-"
+"""The file name of standard input (an input) or standard output (an output)."""
+PROGRESS_DELAY = 1.0
+"""Seconds before a progress bar shows: operations shorter than this show none."""
 
 
 @lru_cache(maxsize=8)
@@ -58,11 +76,12 @@ def _check_device(device: str) -> str:
 
 
 def _progress(enabled: bool, desc: str) -> Callable[[Iterable], Iterable]:
+    """A tqdm wrapper for iterables on a terminal's stderr, shown after :data:`PROGRESS_DELAY`."""
     if not enabled or not sys.stderr.isatty():
         return lambda it: it
     from tqdm import tqdm
 
-    return lambda it: tqdm(it, desc=desc, leave=False)
+    return lambda it: tqdm(it, desc=desc, leave=False, delay=PROGRESS_DELAY)
 
 
 def _codec_of(obj: Any) -> MediumCodec:
@@ -136,17 +155,33 @@ def encode_obj(
     t = targets[name]
     scale = 1.0 / codec.rate_step
     lo, hi = (int(round(r * scale)) for r in codec.rate_range)
-    res = search(
-        stream_at,
-        lambda item: t.measure(*item),
-        goal,
-        lo,
-        hi,
-        mode=t.mode,
-        scale=scale,
-        geometric=codec.rate_geometric,
-        max_tries=t.tries,
-    )
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=t.tries, desc=f"{name} search", unit="try", leave=False, delay=PROGRESS_DELAY)
+
+    def tried(rate: float, value: float) -> None:
+        if bar is not None:
+            bar.set_postfix_str(f"{codec.rate_unit} {rate:g}: {value:.4g} {t.unit}", refresh=False)
+            bar.update()
+
+    try:
+        res = search(
+            stream_at,
+            lambda item: t.measure(*item),
+            goal,
+            lo,
+            hi,
+            mode=t.mode,
+            scale=scale,
+            geometric=codec.rate_geometric,
+            max_tries=t.tries,
+            progress=tried,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     data, enc = res.item
     return Encoding(data, enc.params, name, res.value, res.clamped)
 
@@ -162,12 +197,15 @@ def encode(
     device: str = "cpu",
     progress: bool = False,
     **options: Any,
-) -> bytes:
-    """Encodes a medium to an ``.ncb`` stream.
+) -> bytes | list[bytes]:
+    """Encodes a medium to an ``.ncb`` stream (bytes), or a batch to a list of streams.
 
     Args:
-        obj: an image (``PIL.Image.Image``, or a uint8 numpy array ``[H, W]`` / ``[H, W, 3|4]``)
-            or audio (a ``(samples float32 [C, T], sample_rate)`` tuple).
+        obj: a file name (``str`` or ``Path``: any file ``encode_file`` reads; ``"-"`` is standard
+            input), or an object in memory: an image (``PIL.Image.Image``; a numpy array
+            ``[H, W]`` / ``[H, W, 3|4]``; a torch tensor ``[3, H, W]``; uint8, or float in 0..1),
+            a batch of images (a tensor ``[N, 3, H, W]``: returns a list of N streams) or audio
+            (a ``(samples float32 [C, T], sample_rate)`` tuple).
         quality: 0..100, higher is better (default 50). At most one of quality and the targets.
         target_bpp: images: the highest quality whose whole stream stays within this many bits
             per pixel.
@@ -180,13 +218,15 @@ def encode(
             64..4096) or ``chunk`` (audio samples per chunk).
 
     Raises:
-        UnsupportedInputError: the object is not a supported medium.
+        UnsupportedInputError: the object is not a supported medium, or the file unreadable.
         UnknownModelError: no such model for that medium.
         ValueError: conflicting or out-of-range rate arguments.
     """
-    return encode_obj(
-        _codec_of(obj),
-        obj,
+    if isinstance(obj, str | os.PathLike):
+        codec, obj = read_input(obj)
+    else:
+        codec = _codec_of(obj)
+    kw = dict(
         quality=quality,
         target_bpp=target_bpp,
         target_psnr=target_psnr,
@@ -195,7 +235,11 @@ def encode(
         device=device,
         progress=progress,
         **options,
-    ).data
+    )
+    items = codec.batch(obj)
+    if items is not None:
+        return [encode_obj(codec, item, **kw).data for item in items]
+    return encode_obj(codec, obj, **kw).data
 
 
 # ---- decode ---------------------------------------------------------------------------------
@@ -211,7 +255,7 @@ def _open_stream(reader: StreamReader, device: str) -> tuple[MediumCodec, Any, A
     codec = codec_for(header.media)
     params = codec.params_type.from_bytes(header.params)
     info = SHIPPED.get(header.model_id)
-    if info is None or info.medium != codec.name:
+    if info is None or codec.name not in info.media:
         raise ModelMismatchError(header.model_id, header.model_hash.hex(), "(none installed)", "-")
     m = _model(info.name, device)
     if m.digest[:16] != header.model_hash:
@@ -219,13 +263,20 @@ def _open_stream(reader: StreamReader, device: str) -> tuple[MediumCodec, Any, A
     return codec, params, m
 
 
-def decode(data: bytes, *, device: str = "cpu") -> Any:
-    """Decodes an ``.ncb`` stream (bytes): an image stream to a ``PIL.Image`` (RGB, L or RGBA as
-    coded), an audio stream to ``(samples float32 [C, T], sample_rate)``.
+def decode(data: bytes | str | os.PathLike, *, device: str = "cpu") -> Any:
+    """Decodes an ``.ncb`` stream (bytes, or a file name) to its medium's object:
+
+    * image: a ``PIL.Image.Image``, mode ``RGB``, ``L`` (grayscale sources) or ``RGBA`` (sources
+      with alpha), of the coded size;
+    * audio: a tuple ``(samples, sample_rate)``: ``numpy.ndarray`` float32 ``[channels, samples]``
+      in about [-1, 1] and the source's rate in Hz (int).
 
     Raises:
         ncodec.bitstream.BitstreamError: corrupt, truncated, unsupported or mismatched stream.
+        UnsupportedInputError: an unreadable file.
     """
+    if isinstance(data, str | os.PathLike):
+        data = _read_bytes(data)
     reader = StreamReader(io.BytesIO(bytes(data)))
     device = _check_device(device)
     codec, params, m = _open_stream(reader, device)
@@ -267,6 +318,8 @@ class EncodeReport:
     target: str | None = None
     reached: float | None = None
     clamped: bool = False
+    stream: dict[str, Any] | None = None
+    """The stream's parameters as ``info`` gives them (e.g. ``quality``, ``rate_kbps``)."""
 
     @property
     def bpp(self) -> float:
@@ -293,38 +346,150 @@ class DecodeReport:
     seconds: float
 
 
-def detect_medium(path: Path) -> MediumCodec:
-    """The codec for an input file, from its extension."""
-    ext = Path(path).suffix.lower()
+class _Stdin(io.BytesIO):
+    """Standard input read into memory, named ``-`` in messages."""
+
+    name = STDIO
+
+    def __str__(self) -> str:
+        return "<stdin>"
+
+
+def _read_bytes(src: str | os.PathLike) -> bytes:
+    """A whole input file (``-``: standard input) as bytes."""
+    if str(src) == STDIO:
+        return sys.stdin.buffer.read()
+    try:
+        with open(src, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise UnsupportedInputError(f"{src}: cannot open ({e.strerror})") from None
+
+
+def sniff_medium(data: bytes, name: str = STDIO) -> MediumCodec:
+    """The codec whose input ``data`` (file content) is, asked of each medium in turn."""
+    if data[: len(MAGIC)] == MAGIC:
+        raise UnsupportedInputError(f"{name}: this is an ncodec stream already (decode it)")
+    if not data:
+        raise UnsupportedInputError(f"{name}: empty input")
+    for media in media_ids():
+        codec = codec_for(media)
+        if codec.sniff(data):
+            return codec
+    raise UnsupportedInputError(f"{name}: not an image, audio or video file this version reads")
+
+
+def detect_medium(path: str | Path) -> MediumCodec:
+    """The codec for an input file: from its suffix, else from its content."""
+    path = Path(path)
+    ext = path.suffix.lower()
     for media in media_ids():
         codec = codec_for(media)
         if ext in codec.extensions:
             return codec
-    raise UnsupportedInputError(f"{path}: unsupported file type '{ext}' (images, audio or video expected)")
+    if not path.exists():
+        raise UnsupportedInputError(f"{path}: no such file")
+    if not path.is_file():
+        raise UnsupportedInputError(f"{path}: not a file (images, audio or video expected)")
+    return sniff_medium(_read_bytes(path), str(path))
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None], force: bool) -> None:
-    """Writes through a temporary file in the same folder, then renames it into place."""
+def read_input(src: str | os.PathLike) -> tuple[MediumCodec, Any]:
+    """Reads an input file (``-``: standard input, whose medium is sniffed from its content) to
+    its codec and the object the codec encodes."""
+    if str(src) == STDIO:
+        data = _read_bytes(src)
+        codec = sniff_medium(data)
+        return codec, codec.read(_Stdin(data))
+    codec = detect_medium(Path(src))
+    return codec, codec.read(Path(src))
+
+
+def media_suffixes() -> set[str]:
+    """Every suffix some medium reads or writes (a ``.ncb`` stream must not be named so)."""
+    out: set[str] = set()
+    for media in media_ids():
+        codec = codec_for(media)
+        out |= set(codec.extensions) | set(codec.out_formats)
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_stdout(write: Callable[[BinaryIO], None]) -> None:
+    """Writes to standard output, through an anonymous spool (writers seek back: WAV sizes, MP4
+    indexes), so that a failure leaves nothing half-written and pipes work."""
+    out = sys.stdout.buffer
+    if out.isatty():
+        raise InvalidArgumentError("refusing to write binary data to a terminal: redirect or pipe it")
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+        write(spool)
+        spool.seek(0)
+        shutil.copyfileobj(spool, out)
+    out.flush()
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], force: bool) -> None:
+    """Writes through a temporary file in the same folder, then renames it into place; ``-`` is
+    standard output. The file gets the permissions a new file would (``0o666 & ~umask``), or
+    those of the file it replaces. Nothing is left behind on failure, interruption
+    (KeyboardInterrupt) or SystemExit (the CLI turns SIGTERM into one).
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+        OutputError: the file cannot be written (its folder is missing or read-only, the disk full).
+    """
+    if str(path) == STDIO:
+        return _write_stdout(write)
     path = Path(path)
     if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; use --force to overwrite")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        raise OutputExistsError(f"{path} exists")
     try:
-        with os.fdopen(fd, "wb") as f:
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
+    try:
+        try:
+            os.fchmod(fd, mode)
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, OutputError | BitstreamError | UnsupportedInputError):
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
 
 
 def encode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kwargs: Any) -> EncodeReport:
-    """Encodes the file ``src`` to the ``.ncb`` file ``dst`` (atomically). ``kwargs`` as :func:`encode`."""
+    """Encodes the file ``src`` to the ``.ncb`` file ``dst`` (atomically); either may be ``-``
+    (standard input, sniffed, or output). ``kwargs`` as :func:`encode`.
+
+    Raises:
+        InvalidArgumentError: ``dst`` has a media suffix (``.png``, ``.wav``...): a stream named so
+            would pass for that type; name it ``.ncb``.
+        OutputExistsError, OutputError: as :func:`atomic_write`.
+    """
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst} exists; use --force to overwrite")
-    codec = detect_medium(src)
-    obj = codec.read(src)
+    if str(dst) != STDIO:
+        ext = dst.suffix.lower()
+        if ext in media_suffixes():
+            raise InvalidArgumentError(
+                f"{dst}: an ncodec stream is not a {ext} file; name the output "
+                f"{dst.with_suffix('.ncb').name} (decode writes {ext} files)"
+            )
+        if dst.exists() and not force:
+            raise OutputExistsError(f"{dst} exists")
+    codec, obj = read_input(src)
     t0 = time.perf_counter()
     enc = encode_obj(codec, obj, **kwargs)
     dt = time.perf_counter() - t0
@@ -343,31 +508,59 @@ def encode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kwar
         enc.target,
         enc.reached,
         enc.clamped,
+        p.describe(len(enc.data)),
     )
 
 
+def output_suffix(codec: MediumCodec, dst: str | Path, format: str | None = None) -> str:
+    """The output type of a decode: ``format`` (``png``, ``.jpg``...) if given, else ``dst``'s
+    suffix, else (``-``, no suffix) the medium's default (:attr:`MediumCodec.default_out`).
+
+    Raises:
+        OutputError: the medium cannot be written as that type.
+    """
+    if format:
+        suffix = "." + format.lower().lstrip(".")
+    elif str(dst) == STDIO or not Path(dst).suffix:
+        suffix = codec.default_out
+    else:
+        suffix = Path(dst).suffix.lower()
+    if suffix not in codec.out_formats:
+        raise OutputError(
+            f"{dst}: {codec.name} decodes to {', '.join(sorted(codec.out_formats))}, not '{suffix}'"
+        )
+    return suffix
+
+
 def decode_file(
-    src: str | Path, dst: str | Path, *, force: bool = False, device: str = "cpu", progress: bool = False
+    src: str | Path,
+    dst: str | Path,
+    *,
+    force: bool = False,
+    device: str = "cpu",
+    progress: bool = False,
+    format: str | None = None,
 ) -> DecodeReport:
-    """Decodes the ``.ncb`` file ``src`` into ``dst`` (its type from the suffix: PNG/TIFF/BMP/PPM
-    for images, WAV/FLAC for audio), atomically, reading the stream segment by segment."""
+    """Decodes the ``.ncb`` file ``src`` into ``dst``, atomically, reading the stream segment by
+    segment. Either may be ``-`` (standard input or output). The output type is ``format`` if
+    given, else ``dst``'s suffix (images: PNG, JPEG, WebP, TIFF, BMP, PPM; audio: WAV, FLAC,
+    MP3, Opus, Ogg (Opus), M4A (AAC)), else the medium's default (PNG, WAV)."""
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst} exists; use --force to overwrite")
+    if str(dst) != STDIO and dst.exists() and not force:
+        raise OutputExistsError(f"{dst} exists")
     device = _check_device(device)
     t0 = time.perf_counter()
-    try:
-        f = open(src, "rb")
-    except OSError as e:
-        raise UnsupportedInputError(f"{src}: cannot open ({e.strerror})") from None
+    if str(src) == STDIO:
+        f: BinaryIO = io.BytesIO(_read_bytes(src))
+    else:
+        try:
+            f = open(src, "rb")
+        except OSError as e:
+            raise UnsupportedInputError(f"{src}: cannot open ({e.strerror})") from None
     with f:
         reader = StreamReader(f)
         codec, params, m = _open_stream(reader, device)
-        suffix = dst.suffix.lower()
-        if suffix not in codec.out_formats:
-            raise UnsupportedInputError(
-                f"{dst}: {codec.name} decodes to {', '.join(sorted(codec.out_formats))}"
-            )
+        suffix = output_suffix(codec, dst, format)
         pieces = codec.decode_stream(
             m, params, reader.segments(), device=device, progress=_progress(progress, codec.name)
         )
@@ -427,6 +620,11 @@ __all__ = [
     "encode_file",
     "decode_file",
     "detect_medium",
+    "sniff_medium",
+    "read_input",
+    "output_suffix",
+    "atomic_write",
+    "STDIO",
     "info",
     "models",
     "codec_named",

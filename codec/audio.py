@@ -34,13 +34,13 @@ import torch
 from ncodec.bitstream.container import MEDIA_AUDIO
 from ncodec.bitstream.errors import CorruptStreamError, LimitExceededError
 from ncodec.bitstream.params import MAX_AUDIO_SAMPLES, AudioParams
+from ncodec.codec.audio_io import OUT_FORMATS
 from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
 from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
 from ncodec.models.audio_model import FRAME, SAMPLE_RATE, AudioModel
 from ncodec.models.latent_codecs import LatentCodec, split_parts
 
 AUDIO_EXTS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"})
-OUT_FORMATS = {".wav": ("wav", "pcm_s16le"), ".flac": ("flac", "flac")}
 
 CHUNK_SECONDS = 2
 MAX_CHUNK_16K = 10 * SAMPLE_RATE  # decoder limit: chunks of at most 10 s (bounds memory per chunk)
@@ -382,6 +382,17 @@ class AudioCodec(MediumCodec):
 
     def accepts(self, obj: Any) -> bool:
         return isinstance(obj, tuple)
+
+    def sniff(self, data: bytes) -> bool:
+        import io
+
+        import av
+
+        try:
+            with av.open(io.BytesIO(data)) as c:
+                return bool(c.streams.audio) and not c.streams.video
+        except Exception:
+            return False
 
     def read(self, path: Path) -> tuple[np.ndarray, int]:
         from ncodec.codec.audio_io import read_audio

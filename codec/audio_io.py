@@ -11,7 +11,18 @@ import numpy as np
 
 from ncodec.codec.errors import UnsupportedInputError
 
-OUT_FORMATS = {".wav": ("wav", "pcm_s16le"), ".flac": ("flac", "flac")}
+OUT_FORMATS = {
+    ".wav": ("wav", "pcm_s16le"),
+    ".flac": ("flac", "flac"),
+    ".mp3": ("mp3", "libmp3lame"),
+    ".opus": ("opus", "libopus"),
+    ".ogg": ("ogg", "libopus"),
+    ".m4a": ("ipod", "aac"),
+}
+"""Output suffix -> (FFmpeg muxer, encoder). WAV and FLAC are 16-bit; the lossy ones use the
+encoder's default bit rate and, where it does not take the signal's rate (Opus), the nearest
+higher rate it takes."""
+_CODEC_OF = {mux: enc for mux, enc in OUT_FORMATS.values()}
 MAX_CHANNELS = 8
 
 
@@ -22,7 +33,7 @@ def _layout(channels: int):
     return av.AudioLayout(names[channels])
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+def read_audio(path: str | Path | BinaryIO) -> tuple[np.ndarray, int]:
     """Decodes the first audio stream of a file to (float32 ``[C, T]`` in about ``[-1, 1]``, rate in Hz).
 
     Raises:
@@ -30,11 +41,12 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """
     import av
 
-    path = Path(path)
-    if not path.exists():
-        raise UnsupportedInputError(f"{path}: no such file")
+    if isinstance(path, str | Path):  # else a binary file object (standard input read into memory)
+        path = Path(path)
+        if not path.exists():
+            raise UnsupportedInputError(f"{path}: no such file")
     try:
-        with av.open(str(path)) as c:
+        with av.open(str(path) if isinstance(path, Path) else path) as c:
             if not c.streams.audio:
                 raise UnsupportedInputError(f"{path}: no audio stream")
             st = c.streams.audio[0]
@@ -74,18 +86,26 @@ def _interleaved(frame, nch: int) -> np.ndarray:
 
 
 class AudioWriter:
-    """Writes float32 ``[C, n]`` blocks to a WAV or FLAC file object as they come (16-bit samples)."""
+    """Writes float32 ``[C, n]`` blocks to a file object as they come, in one of the muxers of
+    :data:`OUT_FORMATS` (``wav``, ``flac``: 16-bit samples; ``mp3``, ``opus``, ``ogg``, ``ipod``)."""
 
     def __init__(self, f: BinaryIO, fmt: str, sample_rate: int, channels: int):
         import av
 
-        if fmt not in ("wav", "flac"):
+        if fmt not in _CODEC_OF:
             raise ValueError(f"unsupported output format {fmt}")
         self.container = av.open(f, "w", format=fmt)
-        codec = "pcm_s16le" if fmt == "wav" else "flac"
+        codec = av.Codec(_CODEC_OF[fmt], "w")
+        rates = sorted(codec.audio_rates or ())
+        rate = (
+            sample_rate
+            if not rates or sample_rate in rates
+            else next((r for r in rates if r > sample_rate), rates[-1])
+        )
         self.layout = _layout(channels)
-        self.stream = self.container.add_stream(codec, rate=sample_rate, layout=self.layout)
-        self.stream.format = "s16"
+        self.stream = self.container.add_stream(codec.name, rate=rate, layout=self.layout)
+        formats = [x.name for x in codec.audio_formats or ()]
+        self.stream.format = "s16" if not formats or "s16" in formats else formats[0]
         self.sample_rate = sample_rate
         self.channels = channels
         self.pts = 0

@@ -2,18 +2,21 @@
 
 Exit codes: 0 success, 1 internal error (a bug: please report it), 2 usage error (bad arguments,
 unknown model, output exists without ``--force``), 3 input unreadable or unsupported, 4 corrupt,
-truncated, unsupported-version or mismatched-model stream.
+truncated, unsupported-version or mismatched-model stream, 5 output cannot be written (missing or
+read-only folder, full disk, a type the medium cannot be written as), 130/143 interrupted
+(SIGINT/SIGTERM; no partial output is left). ``-`` names standard input or output.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_STREAM = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_STREAM, EXIT_OUTPUT = 0, 1, 2, 3, 4, 5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,9 +54,18 @@ def get_parser() -> argparse.ArgumentParser:
     def command(name: str, **kw) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[debug], **kw)
 
-    e = command("encode", help="encode a file to .ncb")
-    e.add_argument("input", type=Path)
-    e.add_argument("-o", "--output", type=Path, required=True)
+    def folder_options(c: argparse.ArgumentParser) -> None:
+        g = c.add_argument_group("folders (INPUT a folder, OUTPUT a folder)")
+        g.add_argument("--jobs", "-j", type=int, default=1, help="files coded at once (processes)")
+        g.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: Ray Data tasks")
+        g.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+        g.add_argument(
+            "--manifest", type=Path, default=None, help="JSON Lines (default OUTPUT/manifest.jsonl)"
+        )
+
+    e = command("encode", help="encode a file (or a folder) to .ncb")
+    e.add_argument("input", type=Path, help="a media file, a folder, or - (standard input)")
+    e.add_argument("-o", "--output", type=Path, required=True, help="a .ncb file, a folder, or - (stdout)")
     rate = e.add_mutually_exclusive_group()
     rate.add_argument("--quality", "-q", type=float, help="0..100, higher is better (default 50)")
     rate.add_argument("--target-bpp", type=float, help="bits per pixel of the whole stream (images)")
@@ -63,12 +75,22 @@ def get_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--tile", type=int, default=None, help="image tile edge in pixels (multiple of 64)")
     e.add_argument("--force", "-f", action="store_true", help="overwrite the output")
+    folder_options(e)
 
-    d = command("decode", help="decode a .ncb file")
-    d.add_argument("input", type=Path)
-    d.add_argument("-o", "--output", type=Path, required=True)
+    d = command("decode", help="decode a .ncb file (or a folder of them)")
+    d.add_argument("input", type=Path, help="a .ncb file, a folder, or - (standard input)")
+    d.add_argument(
+        "-o", "--output", type=Path, required=True, help="a file (type from its suffix), a folder, or -"
+    )
+    d.add_argument(
+        "--format",
+        default=None,
+        help="output type (png, jpg, webp, tif, bmp, ppm; wav, flac, mp3, opus, ogg, m4a); "
+        "default: the output's suffix, else png/wav",
+    )
     d.add_argument("--device", default="cpu", help="cpu or cuda")
     d.add_argument("--force", "-f", action="store_true", help="overwrite the output")
+    folder_options(d)
 
     i = command("info", help="describe a .ncb file")
     i.add_argument("input", type=Path)
@@ -120,6 +142,60 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+_UNITS = {"bpp": "bpp", "psnr": "dB", "kbps": "kbit/s"}
+
+
+def _encode_options(args: argparse.Namespace) -> dict:
+    options = {
+        "quality": args.quality,
+        "target_bpp": args.target_bpp,
+        "target_psnr": args.target_psnr,
+        "target_kbps": args.target_kbps,
+        "model": args.model,
+        "device": args.device,
+    }
+    if args.tile is not None:
+        options["tile"] = args.tile
+    return options
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    """``encode DIR -o OUTDIR`` / ``decode DIR -o OUTDIR``: one line per failed file on stderr, a
+    summary on stdout; the exit code is the first failure's (0 when every file is done)."""
+    from ncodec.codec.folders import run_folder
+
+    if str(args.output) == "-" or args.output.is_file():
+        return fatal(f"{args.output}: the output of a folder must be a folder", EXIT_USAGE)
+    if args.command == "encode":
+        options = _encode_options(args)
+    else:
+        options = {"device": args.device, "format": args.format}
+
+    def on_row(row: dict) -> None:
+        if row["status"] == "error":
+            sys.stderr.write(f"ncodec: error: {row['input']}: {row['error']}\n")
+
+    r = run_folder(
+        args.command,
+        args.input,
+        args.output,
+        jobs=args.jobs,
+        force=args.force,
+        engine=args.engine,
+        address=args.address,
+        manifest=args.manifest,
+        progress=True,
+        on_row=on_row,
+        **options,
+    )
+    done = "encoded" if args.command == "encode" else "decoded"
+    print(
+        f"{args.output}: {r.count('ok')} {done}, {r.count('skipped')} skipped (exist; --force redoes them), "
+        f"{r.count('error')} failed, {r.seconds:.2f} s; manifest {r.manifest}"
+    )
+    return r.failed[0]["code"] if r.failed else EXIT_OK
+
+
 def fatal(message: str, code: int) -> int:
     sys.stderr.write(f"ncodec: error: {message}\n")
     return code
@@ -128,36 +204,30 @@ def fatal(message: str, code: int) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ncodec.codec import api
 
+    if args.command in ("encode", "decode"):
+        if args.input.is_dir():
+            return _run_folder(args)
+        # the report goes to stderr when the output is standard output
+        report = sys.stderr if str(args.output) == api.STDIO else sys.stdout
     if args.command == "encode":
-        options = {"tile": args.tile} if args.tile is not None else {}
-        r = api.encode_file(
-            args.input,
-            args.output,
-            force=args.force,
-            quality=args.quality,
-            target_bpp=args.target_bpp,
-            target_psnr=args.target_psnr,
-            target_kbps=args.target_kbps,
-            model=args.model,
-            device=args.device,
-            progress=True,
-            **options,
-        )
+        r = api.encode_file(args.input, args.output, force=args.force, progress=True, **_encode_options(args))
         reached = ""
         if r.target is not None:
-            unit = {"bpp": "bpp", "psnr": "dB", "kbps": "kbit/s"}.get(r.target, "")
+            unit = _UNITS.get(r.target, "")
             reached = f", {r.target} {r.reached:.4g} {unit}"
             if r.clamped:
                 sys.stderr.write(
                     f"ncodec: warning: the {r.target} target is out of this model's reach; "
                     f"the nearest stream reaches {r.reached:.4g} {unit}\n"
                 )
-        print(f"{r.output}: {r.bytes} bytes, {r.rate()}{reached}, {r.seconds:.2f} s")
+        print(f"{r.output}: {r.bytes} bytes, {r.rate()}{reached}, {r.seconds:.2f} s", file=report)
         return EXIT_OK
     if args.command == "decode":
-        r = api.decode_file(args.input, args.output, force=args.force, device=args.device, progress=True)
+        r = api.decode_file(
+            args.input, args.output, force=args.force, device=args.device, progress=True, format=args.format
+        )
         shape = f"{r.size[0]} ch x {r.size[1]} samples" if r.medium == "audio" else f"{r.size[0]}x{r.size[1]}"
-        print(f"{r.output}: {shape}, {r.seconds:.2f} s")
+        print(f"{r.output}: {shape}, {r.seconds:.2f} s", file=report)
         return EXIT_OK
     if args.command == "info":
         inf = api.info(args.input)
@@ -241,39 +311,46 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return get_parser().parse_args(argv)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that outputs being written are removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ncodec`` console script; returns the exit code."""
     args = _parse(list(sys.argv[1:] if argv is None else argv))
-    from ncodec.bitstream.errors import BitstreamError
-    from ncodec.codec.errors import (
-        InvalidArgumentError,
-        OutputExistsError,
-        UnknownModelError,
-        UnsupportedInputError,
-    )
-    from ncodec.models.errors import ModelFileError
+    from ncodec.codec.errors import OutputError, OutputExistsError, exit_code
 
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         return _run(args)
     except KeyboardInterrupt:
         return fatal("interrupted", 130)
+    except _Terminated:
+        return fatal("terminated", 128 + signal.SIGTERM)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:
         if args.debug:
             traceback.print_exc()
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if isinstance(e, BitstreamError):
-            return fatal(msg, EXIT_STREAM)
-        if isinstance(e, UnsupportedInputError | ModelFileError):
-            return fatal(msg, EXIT_INPUT)
-        if isinstance(e, OutputExistsError | UnknownModelError | InvalidArgumentError):
-            return fatal(msg, EXIT_USAGE)
-        if isinstance(e, OSError):
-            return fatal(f"{e.filename or ''}: {e.strerror or e}", EXIT_INPUT)
-        return fatal(
-            f"internal error: {type(e).__name__}: {msg} (rerun with --debug and report it)", EXIT_INTERNAL
-        )
+        code = exit_code(e)
+        if isinstance(e, OutputExistsError):
+            msg += "; use --force to overwrite"
+        elif isinstance(e, OSError) and not isinstance(e, OutputError) and code == EXIT_INPUT:
+            msg = f"{e.filename or ''}: {e.strerror or e}"
+        if code == EXIT_INTERNAL:
+            msg = f"internal error: {type(e).__name__}: {msg} (rerun with --debug and report it)"
+        return fatal(msg, code)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -354,11 +354,16 @@ class ImageCodec(MediumCodec):
     rate_step = 0.01
 
     def accepts(self, obj: Any) -> bool:
-        return isinstance(obj, Image.Image | np.ndarray | torch.Tensor)
+        # 4-D arrays are video frames [T, H, W, 3]; 4-D tensors are batches [N, 3, H, W]
+        return (
+            isinstance(obj, Image.Image)
+            or (isinstance(obj, np.ndarray) and obj.ndim in (2, 3))
+            or (isinstance(obj, torch.Tensor) and obj.ndim in (3, 4))
+        )
 
     def batch(self, obj: Any) -> list[Any] | None:
-        """``[N, 3, H, W]`` tensors and ``[N, H, W, 3]`` arrays are batches of N images."""
-        return list(obj) if isinstance(obj, np.ndarray | torch.Tensor) and obj.ndim == 4 else None
+        """``[N, 3, H, W]`` tensors are batches of N images."""
+        return list(obj) if isinstance(obj, torch.Tensor) and obj.ndim == 4 else None
 
     def sniff(self, data: bytes) -> bool:
         import io

@@ -92,14 +92,31 @@ class MediumCodec(ABC):
 
         return PARAMS[self.media]
 
+    @property
+    def default_out(self) -> str:
+        """The output suffix used when no file name gives one (``-o -``, folders): the first of
+        :attr:`out_formats`."""
+        return next(iter(self.out_formats))
+
     # ---- encoder ----
     @abstractmethod
     def accepts(self, obj: Any) -> bool:
         """Whether an in-memory object is this medium's input (for ``api.encode``)."""
 
+    def batch(self, obj: Any) -> list[Any] | None:
+        """The items of a batch of inputs (e.g. an ``[N, 3, H, W]`` tensor), each coded as one
+        stream; None when ``obj`` is a single input."""
+        return None
+
+    def sniff(self, data: bytes) -> bool:
+        """Whether file content ``data`` (a whole file, as read from standard input or from a
+        file whose name gives no type) is this medium's input."""
+        return False
+
     @abstractmethod
-    def read(self, path: Path) -> Any:
-        """Reads an input file to the object :meth:`prepare` takes (raises UnsupportedInputError)."""
+    def read(self, path: Path | BinaryIO) -> Any:
+        """Reads an input file (a path, or a seekable binary file object such as standard input
+        read into memory) to the object :meth:`analyse` takes (raises UnsupportedInputError)."""
 
     @abstractmethod
     def analyse(
