@@ -489,14 +489,19 @@ def encode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kwar
             )
         if dst.exists() and not force:
             raise OutputExistsError(f"{dst} exists")
-    codec, obj = read_input(src)
+    data = _read_bytes(src) if str(src) == STDIO else None  # standard input is read once
+    codec = sniff_medium(data) if data is not None else detect_medium(src)
+    source: Any = _Stdin(data) if data is not None else src
+    if codec.streaming:
+        return _encode_streaming(codec, source, src, dst, force, **kwargs)
+    obj = codec.read(source)
     t0 = time.perf_counter()
     enc = encode_obj(codec, obj, **kwargs)
     dt = time.perf_counter() - t0
     atomic_write(dst, lambda f: f.write(enc.data), force)
     p = enc.params
+    about = p.describe(len(enc.data))
     pixels = p.width * p.height if codec.name == "image" else 0
-    duration = p.samples / p.sample_rate if codec.name == "audio" else 0.0
     return EncodeReport(
         str(src),
         str(dst),
@@ -504,11 +509,72 @@ def encode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kwar
         len(enc.data),
         pixels,
         dt,
-        duration,
+        about.get("seconds", 0.0),
         enc.target,
         enc.reached,
         enc.clamped,
-        p.describe(len(enc.data)),
+        about,
+    )
+
+
+def _encode_streaming(
+    codec: MediumCodec,
+    source: Any,
+    src: Path,
+    dst: Path,
+    force: bool,
+    *,
+    quality: float | None = None,
+    target_bpp: float | None = None,
+    target_psnr: float | None = None,
+    target_kbps: float | None = None,
+    model: str | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    **options: Any,
+) -> EncodeReport:
+    """A medium that codes as it reads (video): the file streams through ``codec.encode_into``
+    into the output, one group of frames in memory at a time; the medium does its own rate
+    control (``target_kbps``)."""
+    if target_bpp is not None or target_psnr is not None:
+        raise InvalidArgumentError(f"{codec.name}: give quality or target_kbps")
+    if quality is not None and target_kbps is not None:
+        raise InvalidArgumentError("give at most one of quality, target_kbps")
+    device = _check_device(device)
+    m = _model(model_info(model, codec.name).name, device)
+    stats: list[Any] = []
+    t0 = time.perf_counter()
+
+    def write(f: BinaryIO) -> None:
+        stats.append(
+            codec.encode_into(
+                m,
+                source,
+                f,
+                quality=quality,
+                target_kbps=target_kbps,
+                device=device,
+                progress=_progress(progress, codec.name),
+                **options,
+            )
+        )
+
+    atomic_write(dst, write, force)
+    st = stats[0]
+    about = st.params.describe(st.bytes)
+    target = "kbps" if target_kbps is not None else None
+    return EncodeReport(
+        str(src),
+        str(dst),
+        codec.name,
+        st.bytes,
+        0,
+        time.perf_counter() - t0,
+        about.get("seconds", 0.0),
+        target,
+        about["kbps"] if target else None,
+        False,
+        about,
     )
 
 
@@ -540,11 +606,15 @@ def decode_file(
     device: str = "cpu",
     progress: bool = False,
     format: str | None = None,
+    start: float | None = None,
+    frames: int | None = None,
 ) -> DecodeReport:
     """Decodes the ``.ncb`` file ``src`` into ``dst``, atomically, reading the stream segment by
     segment. Either may be ``-`` (standard input or output). The output type is ``format`` if
     given, else ``dst``'s suffix (images: PNG, JPEG, WebP, TIFF, BMP, PPM; audio: WAV, FLAC,
-    MP3, Opus, Ogg (Opus), M4A (AAC)), else the medium's default (PNG, WAV)."""
+    MP3, Opus, Ogg (Opus), M4A (AAC); video: MKV (FFV1), MP4 (x264), Y4M), else the medium's
+    default (PNG, WAV, MKV). ``start`` (seconds) and ``frames`` decode a range of a video,
+    seeking through the index to the group of frames that holds the start."""
     src, dst = Path(src), Path(dst)
     if str(dst) != STDIO and dst.exists() and not force:
         raise OutputExistsError(f"{dst} exists")
@@ -561,9 +631,12 @@ def decode_file(
         reader = StreamReader(f)
         codec, params, m = _open_stream(reader, device)
         suffix = output_suffix(codec, dst, format)
-        pieces = codec.decode_stream(
-            m, params, reader.segments(), device=device, progress=_progress(progress, codec.name)
-        )
+        if start is None and frames is None:
+            pieces = codec.decode_stream(
+                m, params, reader.segments(), device=device, progress=_progress(progress, codec.name)
+            )
+        else:
+            pieces = codec.decode_range_stream(m, params, reader, start=start, frames=frames, device=device)
         atomic_write(dst, lambda out: codec.write(pieces, params, out, suffix), force)
     return DecodeReport(str(src), str(dst), codec.name, codec.decoded_shape(params), time.perf_counter() - t0)
 

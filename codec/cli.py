@@ -41,6 +41,8 @@ def _version() -> str:
 
 
 def get_parser() -> argparse.ArgumentParser:
+    from ncodec.codec.video_io import add_video_args  # torch- and numpy-free
+
     """The whole command line. Building it imports neither torch nor the evaluation or training
     code: ``eval`` and ``train`` hand their arguments to their own parsers when they run."""
     p = _Parser(prog="ncodec", description="Neural codecs for images and audio.")
@@ -74,7 +76,16 @@ def get_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", help="shipped model name (see 'ncodec models')")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--tile", type=int, default=None, help="image tile edge in pixels (multiple of 64)")
+    e.add_argument(
+        "--effort",
+        type=int,
+        default=None,
+        choices=(0, 1, 2, 3),
+        help="image encoder effort: 0 one pass (default); 1-3 optimise the latents "
+        "(about 10 s, 1 min, 10 min per 0.4-Mpixel image; same decoder)",
+    )
     e.add_argument("--force", "-f", action="store_true", help="overwrite the output")
+    add_video_args(e, "encode")
     folder_options(e)
 
     d = command("decode", help="decode a .ncb file (or a folder of them)")
@@ -90,6 +101,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--device", default="cpu", help="cpu or cuda")
     d.add_argument("--force", "-f", action="store_true", help="overwrite the output")
+    add_video_args(d, "decode")
     folder_options(d)
 
     i = command("info", help="describe a .ncb file")
@@ -119,6 +131,13 @@ def get_parser() -> argparse.ArgumentParser:
     bi.add_argument("--device", default="cpu")
     bi.add_argument("--quality", type=float, default=50.0, help="ncodec quality 0..100 (default 50)")
     bi.add_argument("--json", action="store_true")
+    bv = bsub.add_parser("video", parents=[debug], help="video fps at 540p/1080p vs x264 and x265 (same run)")
+    bv.add_argument("--sizes", default="540p,1080p", help="comma-separated: 540p, 1080p")
+    bv.add_argument("--frames", type=int, default=4, help="frames of the synthetic clip (default 4)")
+    bv.add_argument("--quality", type=float, default=50.0)
+    bv.add_argument("--threads", type=int, default=2)
+    bv.add_argument("--device", default="cpu")
+    bv.add_argument("--json", action="store_true")
     ba = bsub.add_parser("audio", parents=[debug], help="audio real-time factors on one CPU thread")
     ba.add_argument(
         "--input", type=Path, default=None, help="audio file (default: synthetic speech-like signal)"
@@ -156,6 +175,12 @@ def _encode_options(args: argparse.Namespace) -> dict:
     }
     if args.tile is not None:
         options["tile"] = args.tile
+    if args.effort:
+        options["effort"] = args.effort
+    # video options, passed only when given (other media do not take them)
+    for k in ("gop", "size", "fps"):
+        if getattr(args, k) is not None:
+            options[k] = getattr(args, k)
     return options
 
 
@@ -224,9 +249,19 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "decode":
         r = api.decode_file(
-            args.input, args.output, force=args.force, device=args.device, progress=True, format=args.format
+            args.input,
+            args.output,
+            force=args.force,
+            device=args.device,
+            progress=True,
+            format=args.format,
+            start=args.start,
+            frames=args.frames,
         )
-        shape = f"{r.size[0]} ch x {r.size[1]} samples" if r.medium == "audio" else f"{r.size[0]}x{r.size[1]}"
+        shape = {
+            "audio": lambda s: f"{s[0]} ch x {s[1]} samples",
+            "video": lambda s: f"{s[0]}x{s[1]}, {s[2]} frames",
+        }.get(r.medium, lambda s: f"{s[0]}x{s[1]}")(r.size)
         print(f"{r.output}: {shape}, {r.seconds:.2f} s", file=report)
         return EXIT_OK
     if args.command == "info":
@@ -266,6 +301,16 @@ def _run(args: argparse.Namespace) -> int:
                 )
             except ValueError as e:  # an unknown coder name, or bad sizes
                 return fatal(str(e), EXIT_USAGE)
+            return EXIT_OK
+        if args.what == "video":
+            from ncodec.codec.bench_video import SIZES, run_video_bench
+
+            sizes = tuple(v.strip() for v in args.sizes.split(",") if v.strip())
+            if not sizes or any(v not in SIZES for v in sizes):
+                return fatal(f"--sizes: choose from {', '.join(SIZES)}", EXIT_USAGE)
+            run_video_bench(
+                sizes, args.frames, args.quality, threads=args.threads, device=args.device, as_json=args.json
+            )
             return EXIT_OK
         if args.what == "audio":
             from ncodec.codec.bench_audio import run_audio_bench

@@ -129,6 +129,17 @@ class MediumCodec(ABC):
         """The rate parameter for a user ``quality`` in 0..100 (identity where they coincide)."""
         return float(quality)
 
+    #: Media too long to analyse whole in memory (video) stream their encode: they set this and
+    #: implement :meth:`encode_into`, which ``api.encode_file`` then calls instead of
+    #: ``analyse``/``Analysis.encode``/``ratecontrol.search`` (the medium controls its rate itself).
+    streaming = False
+
+    def encode_into(self, model: Any, src: Any, out: BinaryIO, **options: Any) -> Any:
+        """Streaming media: codes the input file ``src`` (a path or a seekable file object) into
+        the binary file ``out``; returns an object with ``bytes`` and ``params``. ``options``:
+        ``quality``, ``target_kbps``, ``device``, ``progress`` and the medium's own."""
+        raise NotImplementedError(f"{self.name} does not stream its encode")
+
     def targets(self, analysis: Analysis) -> dict[str, Target]:
         """The rate-control targets this medium supports (``bpp``, ``psnr``, ``kbps``...)."""
         return {}
@@ -158,6 +169,23 @@ class MediumCodec(ABC):
         """Streaming decode for file output: yields the pieces :meth:`write` accepts. The default
         yields the whole decoded object once."""
         yield self.decode(model, params, segments, device=device, progress=progress)
+
+    def decode_range_stream(
+        self,
+        model: Any,
+        params: Any,
+        reader: Any,
+        *,
+        start: float | None = None,
+        frames: int | None = None,
+        device: str = "cpu",
+    ) -> Iterator[Any]:
+        """Random access for file output: the pieces from ``start`` seconds, ``frames`` of them,
+        found through the index of ``reader`` (a seekable ``StreamReader``). Media with frames
+        implement it."""
+        from ncodec.codec.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"{self.name} streams have no frames to start from")
 
     @abstractmethod
     def write(self, pieces: Iterable[Any], params: Any, out: BinaryIO, suffix: str) -> None:

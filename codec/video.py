@@ -750,6 +750,15 @@ class VideoCodec(MediumCodec):
 
     # ---- file paths (streaming) ----
 
+    streaming = True
+
+    def encode_into(self, model: Any, src: Any, out: BinaryIO, **options: Any) -> EncodeStats:
+        """Streams ``src`` into ``out`` (see :meth:`encode_file`); the interface's entry."""
+        progress = options.pop("progress", None)
+        return encode_file(
+            model, src, out, progress=progress if callable(progress) else no_progress, **options
+        )
+
     def encode_file(self, model: Any, src: str | Path, out: BinaryIO, **options: Any) -> EncodeStats:
         """Streams the video file ``src`` into the stream file ``out`` (options: ``quality``,
         ``target_kbps``, ``gop``, ``p_offset``, ``size``, ``fps``, ``device``, ``progress``)."""
