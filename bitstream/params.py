@@ -218,7 +218,8 @@ class VideoParams:
         if not (1 <= self.width <= MAX_DIM and 1 <= self.height <= MAX_DIM):
             raise LimitExceededError(f"video size {self.width}x{self.height} outside 1..{MAX_DIM}")
         if self.width * self.height > MAX_VIDEO_PIXELS:
-            raise LimitExceededError(f"video frames of {self.width * self.height} pixels exceed {MAX_VIDEO_PIXELS}")
+            pixels = self.width * self.height
+            raise LimitExceededError(f"video frames of {pixels} pixels exceed {MAX_VIDEO_PIXELS}")
         if not 1 <= self.frames <= MAX_FRAMES:
             raise LimitExceededError(f"video of {self.frames} frames outside 1..{MAX_FRAMES}")
         if (
