@@ -364,9 +364,18 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a dropped audio track, an animation's later frames) as one line each."""
+    text = str(message).splitlines()[0] if str(message) else category.__name__
+    sys.stderr.write(f"ncodec: warning: {text}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ncodec`` console script; returns the exit code."""
     args = _parse(list(sys.argv[1:] if argv is None else argv))
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     from ncodec.codec.errors import OutputError, OutputExistsError, exit_code
 
     try:

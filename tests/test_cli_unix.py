@@ -223,3 +223,17 @@ def test_help_is_fast_and_imports_no_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert time.perf_counter() - t0 < 5.0  # 0.1-0.5 s; generous for a loaded machine
+
+
+def test_warnings_are_one_line(tmp_path, capsys):
+    """An animation's later frames are dropped with one `ncodec: warning:` line, no traceback-like
+    location lines."""
+    from PIL import Image
+
+    from ncodec.codec.cli import main
+
+    frames = [Image.new("RGB", (32, 32), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert main(["encode", str(tmp_path / "anim.gif"), "-o", str(tmp_path / "a.ncb")]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln]
+    assert len(err) == 1 and err[0].startswith("ncodec: warning: ") and "3 frames" in err[0]
