@@ -45,11 +45,30 @@ def _commands() -> list[str]:
 COMMANDS = _commands()
 
 
+def _clip(path: Path, frames: int = 6, size: int = 64) -> None:
+    """A small panning clip (x264) for the video examples."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = size, size, "yuv420p"
+        for t in range(frames):
+            a = np.zeros((size, size, 3), np.uint8)
+            a[..., 0] = (np.arange(size)[None, :] * 3 + 7 * t) % 256
+            a[..., 1] = np.arange(size)[:, None] * 2
+            for p in s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("readme")
     shutil.copy(DATA / "urban100_img012_crop.png", d / "photo.png")
     shutil.copy(DATA / "librispeech_103-1240-0000_4s.flac", d / "speech.flac")
+    _clip(d / "clip.mp4")
     (d / "photos").mkdir()
     shutil.copy(DATA / "urban100_img012_crop.png", d / "photos" / "urban.png")
     shutil.copy(DATA / "bsds500_100007_crop.png", d / "photos" / "bsds.png")
