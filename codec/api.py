@@ -637,8 +637,18 @@ def decode_file(
             )
         else:
             pieces = codec.decode_range_stream(m, params, reader, start=start, frames=frames, device=device)
-        atomic_write(dst, lambda out: codec.write(pieces, params, out, suffix), force)
-    return DecodeReport(str(src), str(dst), codec.name, codec.decoded_shape(params), time.perf_counter() - t0)
+        written = [0]
+
+        def counted(it: Iterable[Any]) -> Iterable[Any]:
+            for piece in it:
+                written[0] += 1
+                yield piece
+
+        atomic_write(dst, lambda out: codec.write(counted(pieces), params, out, suffix), force)
+    size = codec.decoded_shape(params)
+    if start is not None or frames is not None:  # a range: the frames actually written
+        size = (*size[:-1], written[0])
+    return DecodeReport(str(src), str(dst), codec.name, size, time.perf_counter() - t0)
 
 
 def info(src: str | Path | bytes) -> dict[str, Any]:
