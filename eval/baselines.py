@@ -326,6 +326,8 @@ class NcodecImageCodec:
         self.effort = effort
         if effort:
             self.name = f"ncodec-e{effort}"
+        elif model and model != "image-hp-v1":
+            self.name = f"ncodec-{model}"
         self.qualities = qualities or [2, 10, 20, 35, 50, 65, 80, 95]
         self.description = (
             f"ncodec learned image codec (model={model or 'default'}, device={device}, effort={effort})"
@@ -361,6 +363,8 @@ IMAGE_CODECS: dict[str, Any] = {
     "ncodec-e1": lambda **kw: NcodecImageCodec(effort=1, **kw),
     "ncodec-e2": lambda **kw: NcodecImageCodec(effort=2, **kw),
     "ncodec-e3": lambda **kw: NcodecImageCodec(effort=3, **kw),
+    # the context model (image-hp-v1's transforms, channel-conditional entropy model)
+    "ncodec-image-ctx-v1": lambda **kw: NcodecImageCodec(**{**kw, "model": "image-ctx-v1"}),
     "jpeg": lambda **kw: JPEGCodec(subsampling=0, **kw),
     "jpeg444": lambda **kw: JPEGCodec(subsampling=0, **kw),
     "jpeg420": lambda **kw: JPEGCodec(subsampling=2, **kw),

@@ -51,6 +51,7 @@ from ncodec.models.int_hyper import (
     _requant,
     table_indexes,
 )
+from ncodec.models.registry import register_architecture
 from ncodec.models.weights_io import ModelFileError, read_weights, tables_from, weights_digest
 
 KIND = "image-context"
@@ -382,6 +383,7 @@ def quantize_pass_net(net: PassNet, sp: Tensor | None, ch: Tensor | None, hy: Te
 # ---- the inference model -------------------------------------------------------------------
 
 
+@register_architecture(KIND)
 class ImageContextModel(ImageModel):
     """``image-hp-v1``'s transforms and hyperprior plus exact integer context networks
     (``ctx_int``, keyed ``(g, p)``); ``config["context"]`` describes the passes."""

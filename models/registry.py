@@ -77,6 +77,17 @@ SHIPPED: dict[str, ModelInfo] = {
         digest="002ff99d9f458a42fb5fb7299ee02427",
         also=("video",),
     ),
+    "image-ctx-v1": ModelInfo(
+        name="image-ctx-v1",
+        medium="image",
+        weights="image-ctx-v1.safetensors",
+        card="image-ctx-v1.md",
+        rate_range="quality 0-100, as image-hp-v1 (same transforms), 2.5-4.6 % fewer bytes",
+        description="image-hp-v1's frozen transforms with a channel-conditional context model (5 slices), "
+        "exact integer context networks",
+        module="ncodec.models.image_context",
+        digest="91244fff05a7d0189de0dac43c4eb649",
+    ),
     "audio-hp-v1": ModelInfo(
         name="audio-hp-v1",
         medium="audio",
@@ -87,9 +98,19 @@ SHIPPED: dict[str, ModelInfo] = {
         module="ncodec.models.audio_model",
         digest="2ffc8f14a2164c88c511cc3236e09caf",
     ),
+    "video-st-v1": ModelInfo(
+        name="video-st-v1",
+        medium="video",
+        weights="video-st-v1.safetensors",
+        card="video-st-v1.md",
+        rate_range="quality 0-100 (image-hp-v1's transforms); P-frames 2-8.5 % below intra",
+        description="temporal entropy model for P-frame latents over image-hp-v1, exact integer networks",
+        module="ncodec.models.video_model",
+        digest="b6fad26675985f493510074ee3ad01f7",
+    ),
 }
 
-DEFAULT_MODEL = {"image": "image-hp-v1", "audio": "audio-hp-v1", "video": "image-hp-v1"}
+DEFAULT_MODEL = {"image": "image-hp-v1", "audio": "audio-hp-v1", "video": "video-st-v1"}
 
 
 def model_info(name: str | None, medium: str) -> ModelInfo:

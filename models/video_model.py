@@ -54,6 +54,7 @@ from ncodec.models.int_hyper import (
     _requant,
     table_indexes,
 )
+from ncodec.models.registry import register_architecture
 from ncodec.models.weights_io import ModelFileError, read_weights, save_weights, weights_digest
 
 KIND = "video-temporal"
@@ -421,6 +422,7 @@ def z_bin(quality: float) -> int:
 # ---- the shipped model ---------------------------------------------------------------------------
 
 
+@register_architecture(KIND)
 class VideoTemporalModel:
     """The shipped temporal entropy model: the integer network, the integer gain tables for
     rescaling previous latents to this frame's quality, and the name and digest of the image model
