@@ -34,7 +34,6 @@ from ncodec.models.weights_io import (
     HyperpriorWeights,
     ModelFileError,
     read_weights,
-    tables_from,
     weights_digest,
 )
 
@@ -138,16 +137,9 @@ class AudioModel(HyperpriorWeights, AudioTransforms):
             model = cls(config, meta["model_id"])
             state = {k[6:]: v for k, v in t.items() if k.startswith("float.")}
             model.load_state_dict(state, strict=True)
-            model.h_s_int = IntHyperSynthesis.from_state_tensors(t)
+            model.load_entropy(t)
             if any(layer.weight.dim() != 3 for layer in model.h_s_int.layers):
                 raise ValueError("integer hyper-synthesis is not 1-D")
-            model.z_tables = tables_from(t, "z_tables")
-            model.y_tables = tables_from(t, "y_tables")
-            model.y_thresholds = t["y_thresholds"].to(torch.int64)
-            if model.y_thresholds.numel() != len(model.y_tables) - 1:
-                raise ValueError("thresholds do not match the Gaussian tables")
-            if len(model.z_tables) != model.config["n"]:
-                raise ValueError("factorized tables do not match the hyper-latent channels")
         except (KeyError, ValueError, RuntimeError, TypeError, json.JSONDecodeError) as e:
             raise ModelFileError(f"{path}: inconsistent weights file ({e})") from None
         model.eval()

@@ -31,9 +31,6 @@ offset is ``(dm_fx * SCALE[t_h] + 128) >> 8`` with ``SCALE[t] = round(256 * scal
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,7 +49,7 @@ from ncodec.models.int_hyper import (
     table_indexes,
 )
 from ncodec.models.registry import register_architecture
-from ncodec.models.weights_io import ModelFileError, read_weights, tables_from, weights_digest
+from ncodec.models.weights_io import weights_digest
 
 KIND = "image-context"
 FX = 1 << OUT_FRAC_BITS  # fixed-point unit of every context input and output: 2**-8
@@ -437,35 +434,9 @@ class ImageContextModel(ImageModel):
                 c0, c1 = bounds[g]
                 self.ctx_int[(g, p)] = IntPassNet.from_state_tensors(t, f"ctx.g{g}p{p}", c1 - c0, c0, p == 1)
 
-    @classmethod
-    def load(cls, path: Path) -> ImageContextModel:
-        """Loads a weights file written by :meth:`save`.
-
-        Raises:
-            ModelFileError: not an ncodec image-context weights file, or missing/ill-shaped tensors.
-        """
-        path = Path(path)
-        meta, t = read_weights(path, KIND)
-        try:
-            model = cls(json.loads(meta["config"]), meta["model_id"])
-            state = {k[6:]: v for k, v in t.items() if k.startswith("float.")}
-            model.load_state_dict(state, strict=True)
-            model.h_s_int = IntHyperSynthesis.from_state_tensors(t)
-            model.z_tables = tables_from(t, "z_tables")
-            model.y_tables = tables_from(t, "y_tables")
-            model.y_thresholds = t["y_thresholds"].to(torch.int64)
-            if model.y_thresholds.numel() != len(model.y_tables) - 1:
-                raise ValueError("thresholds do not match the Gaussian tables")
-            if len(model.z_tables) != model.config["n"]:
-                raise ValueError("factorized tables do not match the hyper-latent channels")
-            model._load_context(t)
-        except (KeyError, ValueError, RuntimeError, TypeError) as e:
-            raise ModelFileError(f"{path}: inconsistent weights file ({e})") from None
-        model.eval()
-        model.g_a.to(memory_format=torch.channels_last)
-        model.g_s.to(memory_format=torch.channels_last)
-        model.digest = weights_digest(t)
-        return model
+    def load_extra(self, t: dict[str, Tensor]) -> None:
+        """The context networks and their integer tables (``ImageModel.load`` does the rest)."""
+        self._load_context(t)
 
     @classmethod
     def from_hyperprior(

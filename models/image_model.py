@@ -33,7 +33,6 @@ from ncodec.models.weights_io import (
     HyperpriorWeights,
     ModelFileError,
     read_weights,
-    tables_from,
     weights_digest,
 )
 
@@ -163,25 +162,19 @@ class ImageModel(HyperpriorWeights, nn.Module):
 
     @classmethod
     def load(cls, path: Path) -> ImageModel:
-        """Loads a weights file written by :meth:`save`.
+        """Loads a weights file written by :meth:`save` (of this class's ``KIND``).
 
         Raises:
-            ModelFileError: not an ncodec image weights file, or missing/ill-shaped tensors.
+            ModelFileError: not an ncodec weights file of this kind, or missing/ill-shaped tensors.
         """
         path = Path(path)
-        meta, t = read_weights(path, KIND)
+        meta, t = read_weights(path, cls.KIND)
         try:
             model = cls(json.loads(meta["config"]), meta["model_id"])
             state = {k[6:]: v for k, v in t.items() if k.startswith("float.")}
             model.load_state_dict(state, strict=True)
-            model.h_s_int = IntHyperSynthesis.from_state_tensors(t)
-            model.z_tables = tables_from(t, "z_tables")
-            model.y_tables = tables_from(t, "y_tables")
-            model.y_thresholds = t["y_thresholds"].to(torch.int64)
-            if model.y_thresholds.numel() != len(model.y_tables) - 1:
-                raise ValueError("thresholds do not match the Gaussian tables")
-            if len(model.z_tables) != model.config["n"]:
-                raise ValueError("factorized tables do not match the hyper-latent channels")
+            model.load_entropy(t)
+            model.load_extra(t)
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ModelFileError(f"{path}: inconsistent weights file ({e})") from None
         model.eval()
@@ -189,6 +182,9 @@ class ImageModel(HyperpriorWeights, nn.Module):
         model.g_s.to(memory_format=torch.channels_last)
         model.digest = weights_digest(t)
         return model
+
+    def load_extra(self, t: dict[str, Tensor]) -> None:
+        """Architectures built on this one load their own networks here (none for this one)."""
 
 
 # ---- export ------------------------------------------------------------------------------

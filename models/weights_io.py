@@ -100,6 +100,20 @@ class HyperpriorWeights:
         t["y_thresholds"] = self.y_thresholds
         return t
 
+    def load_entropy(self, t: dict[str, Tensor]) -> None:
+        """Sets the integer hyper-synthesis, the z and y tables and the y thresholds from a weights
+        file's tensors, checking that they fit each other (``ValueError``/``KeyError`` if not)."""
+        from ncodec.models.int_hyper import IntHyperSynthesis
+
+        self.h_s_int = IntHyperSynthesis.from_state_tensors(t)
+        self.z_tables = tables_from(t, "z_tables")
+        self.y_tables = tables_from(t, "y_tables")
+        self.y_thresholds = t["y_thresholds"].to(torch.int64)
+        if self.y_thresholds.numel() != len(self.y_tables) - 1:
+            raise ValueError("thresholds do not match the Gaussian tables")
+        if len(self.z_tables) != self.config["n"]:
+            raise ValueError("factorized tables do not match the hyper-latent channels")
+
     def save(self, path: Path, card: dict | None = None) -> None:
         """Writes a safetensors weights file (no pickle), atomically."""
         import json
