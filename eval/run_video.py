@@ -58,18 +58,35 @@ def _task(t: tuple) -> dict[str, Any]:
     codec = get_video_codec(name, **dict(kwargs))
     frames, fps, info = load_video(path, frames_limit)
     n = len(frames)
-    h, w = frames[0][0].shape
     with Timer() as te:
         packets = codec.encode(frames, fps, crf)
     with Timer() as td:
         dec = codec.decode(packets)
     if len(dec) != n:
         raise RuntimeError(f"{name}: decoded {len(dec)} frames, expected {n}")
-    nbytes = sum(len(p) for p in packets)
+    return rd_row(path, codec.name, crf, frames, dec, fps, sum(len(p) for p in packets), te.s, td.s)
+
+
+def rd_row(
+    path: str | Path,
+    name: str,
+    rate: Any,
+    src: Sequence,
+    dec: Sequence,
+    fps: float,
+    nbytes: int,
+    enc_s: float,
+    dec_s: float,
+) -> dict[str, Any]:
+    """One per-video row: rate (bpp, kbps of ``nbytes``) and the frame-averaged PSNR-Y/U/V/YUV 6:1:1,
+    PSNR-RGB and MS-SSIM of the decoded YUV 4:2:0 planes ``dec`` against ``src``; ``rate`` is the
+    codec's rate setting (the ``crf`` column), times in seconds."""
+    n = len(src)
+    h, w = src[0][0].shape
     acc: dict[str, list[float]] = {
         k: [] for k in ("psnr-y", "psnr-u", "psnr-v", "psnr-yuv", "psnr-rgb", "ms-ssim-rgb")
     }
-    for a, b in zip(frames, dec):
+    for a, b in zip(src, dec):
         for k, v in M.psnr_yuv420(a, b).items():
             acc[k].append(v)
         ra, rb = M.yuv420_to_rgb(*a), M.yuv420_to_rgb(*b)
@@ -77,8 +94,8 @@ def _task(t: tuple) -> dict[str, Any]:
         acc["ms-ssim-rgb"].append(M.ms_ssim_rgb(ra, rb))
     row: dict[str, Any] = {
         "file": Path(path).name,
-        "codec": codec.name,
-        "crf": crf,
+        "codec": name,
+        "crf": rate,
         "frames": n,
         "width": w,
         "height": h,
@@ -88,7 +105,7 @@ def _task(t: tuple) -> dict[str, Any]:
         "kbps": 8.0 * nbytes / (n / fps) / 1000.0,
     }
     row.update({k: float(np.mean(v)) for k, v in acc.items()})
-    row.update(encoding_time=te.s, decoding_time=td.s, encoding_fps=n / te.s, decoding_fps=n / td.s)
+    row.update(encoding_time=enc_s, decoding_time=dec_s, encoding_fps=n / enc_s, decoding_fps=n / dec_s)
     return row
 
 

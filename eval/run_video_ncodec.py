@@ -34,21 +34,10 @@ from .anchors import Curve
 from .baselines import frame_planes
 from .baselines_video import load_video
 from .common import Timer, aggregate
+from .run_video import METRICS, rd_row
 
 NAME = "ncodec"
 QUALITIES = (10, 25, 40, 55, 70, 85)
-METRICS = (
-    "bpp",
-    "kbps",
-    "psnr-rgb",
-    "psnr-yuv",
-    "psnr-y",
-    "ms-ssim-rgb",
-    "encoding_fps",
-    "decoding_fps",
-    "encoding_time",
-    "decoding_time",
-)
 
 
 def _rgb_to_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,7 +69,6 @@ def ncodec_row(
     torch.set_num_threads(1)
     src, fps, _ = load_video(str(path), frames)
     n = len(src)
-    h, w = src[0][0].shape
     m = load_model(model) if isinstance(model, str) else model
     opts: dict[str, Any] = {"gop": gop or V.DEFAULT_GOP}
     if p_offset is not None:
@@ -99,36 +87,13 @@ def ncodec_row(
             **opts,
         )
     data = buf.getvalue()
-    acc: dict[str, list[float]] = {
-        k: [] for k in ("psnr-y", "psnr-u", "psnr-v", "psnr-yuv", "psnr-rgb", "ms-ssim-rgb")
-    }
     with Timer() as td:
         r = StreamReader(io.BytesIO(data))
         params = VideoParams.from_bytes(r.header.params)
         dec = [_rgb_to_planes(f) for f in V.decode_frames(m, params, r.segments(), device=device)]
     if len(dec) != n:
         raise RuntimeError(f"ncodec: decoded {len(dec)} frames, expected {n}")
-    for a, b in zip(src, dec):
-        for k, v in M.psnr_yuv420(a, b).items():
-            acc[k].append(v)
-        ra, rb = M.yuv420_to_rgb(*a), M.yuv420_to_rgb(*b)
-        acc["psnr-rgb"].append(min(M.psnr_rgb(ra, rb), 100.0))
-        acc["ms-ssim-rgb"].append(M.ms_ssim_rgb(ra, rb))
-    row: dict[str, Any] = {
-        "file": Path(path).name,
-        "codec": NAME,
-        "crf": quality,
-        "frames": n,
-        "width": w,
-        "height": h,
-        "fps": fps,
-        "bytes": len(data),
-        "bpp": 8.0 * len(data) / (w * h * n),
-        "kbps": 8.0 * len(data) / (n / fps) / 1000.0,
-    }
-    row.update({k: float(np.mean(v)) for k, v in acc.items()})
-    row.update(encoding_time=te.s, decoding_time=td.s, encoding_fps=n / te.s, decoding_fps=n / td.s)
-    return row
+    return rd_row(path, NAME, quality, src, dec, fps, len(data), te.s, td.s)
 
 
 def ncodec_rows(
