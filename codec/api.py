@@ -107,6 +107,20 @@ class Encoding:
     clamped: bool = False
 
 
+def _rate_request(
+    quality: float | None, target_bpp: float | None, target_psnr: float | None, target_kbps: float | None
+) -> tuple[str, str, float] | None:
+    """The one rate target asked for, as (argument, target name, goal), or None for a quality;
+    checks that at most one is given and that quality lies in 0..100."""
+    values = {"target_bpp": target_bpp, "target_psnr": target_psnr, "target_kbps": target_kbps}
+    given = [(k, _TARGETS[k], float(v)) for k, v in values.items() if v is not None]
+    if len(given) + (quality is not None) > 1:
+        raise InvalidArgumentError("give at most one of quality, target_bpp, target_psnr, target_kbps")
+    if quality is not None and not 0 <= quality <= 100:
+        raise InvalidArgumentError(f"quality must be in 0..100, got {quality}")
+    return given[0] if given else None
+
+
 def encode_obj(
     codec: MediumCodec,
     obj: Any,
@@ -121,12 +135,7 @@ def encode_obj(
     **options: Any,
 ) -> Encoding:
     """:func:`encode` with the medium chosen and the search outcome reported."""
-    values = {"target_bpp": target_bpp, "target_psnr": target_psnr, "target_kbps": target_kbps}
-    given = {k: (_TARGETS[k], float(v)) for k, v in values.items() if v is not None}
-    if len(given) + (quality is not None) > 1:
-        raise InvalidArgumentError("give at most one of quality, target_bpp, target_psnr, target_kbps")
-    if quality is not None and not 0 <= quality <= 100:
-        raise InvalidArgumentError(f"quality must be in 0..100, got {quality}")
+    given = _rate_request(quality, target_bpp, target_psnr, target_kbps)
     device = _check_device(device)
     info = model_info(model, codec.name)
     m = _model(info.name, device)
@@ -138,10 +147,10 @@ def encode_obj(
             Header(codec.media, info.name, m.digest[:16], enc.params.to_bytes()), enc.payloads
         ), enc
 
-    if not given:
+    if given is None:
         data, enc = stream_at(codec.rate_of(DEFAULT_QUALITY if quality is None else float(quality)))
         return Encoding(data, enc.params)
-    ((arg, (name, goal)),) = given.items()
+    arg, name, goal = given
     targets = codec.targets(analysis)
     if name not in targets:
         raise InvalidArgumentError(
@@ -536,10 +545,9 @@ def _encode_streaming(
     """A medium that codes as it reads (video): the file streams through ``codec.encode_into``
     into the output, one group of frames in memory at a time; the medium does its own rate
     control (``target_kbps``)."""
-    if target_bpp is not None or target_psnr is not None:
-        raise InvalidArgumentError(f"{codec.name}: give quality or target_kbps")
-    if quality is not None and target_kbps is not None:
-        raise InvalidArgumentError("give at most one of quality, target_kbps")
+    given = _rate_request(quality, target_bpp, target_psnr, target_kbps)
+    if given is not None and given[1] != "kbps":
+        raise InvalidArgumentError(f"{given[0]} does not apply to {codec.name}; use quality or target_kbps")
     device = _check_device(device)
     m = _model(model_info(model, codec.name).name, device)
     stats: list[Any] = []
