@@ -43,7 +43,7 @@ from ncodec.codec.errors import (
     OutputExistsError,
     UnsupportedInputError,
 )
-from ncodec.codec.medium import Encoded, MediumCodec, codec_for, codec_named, media_ids
+from ncodec.codec.medium import Encoded, MediumCodec, codec_for, media_ids
 from ncodec.models.registry import SHIPPED, UnknownModelError, load_model, model_info
 
 DEFAULT_QUALITY = 50.0
@@ -718,7 +718,6 @@ __all__ = [
     "STDIO",
     "info",
     "models",
-    "codec_named",
     "Encoding",
     "EncodeReport",
     "DecodeReport",

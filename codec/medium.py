@@ -191,14 +191,6 @@ class MediumCodec(ABC):
     def write(self, pieces: Iterable[Any], params: Any, out: BinaryIO, suffix: str) -> None:
         """Writes decoded pieces (from :meth:`decode_stream`) as a file of type ``suffix``."""
 
-    def describe(self, params: Any, segment_bytes: list[int], total: int) -> dict[str, Any]:
-        """``ncodec info`` fields of a stream (checks the segment count against the header)."""
-        if len(segment_bytes) != params.segments:
-            raise CorruptStreamError(
-                f"stream holds {len(segment_bytes)} segments, its header implies {params.segments}"
-            )
-        return params.describe(total)
-
     def decoded_shape(self, params: Any) -> tuple[int, ...]:
         """What a decode report prints: (width, height) or (channels, samples)."""
         return params.shape
@@ -236,14 +228,6 @@ def codec_for(media: int) -> MediumCodec:
     return _loaded[media]
 
 
-def codec_named(name: str) -> MediumCodec:
-    """The codec of medium ``name`` ("image", "audio", "video")."""
-    for media, n in MEDIA_NAMES.items():
-        if n == name:
-            return codec_for(media)
-    raise ValueError(f"unknown medium '{name}'")
-
-
 def media_ids() -> list[int]:
     return sorted(CODECS)
 
@@ -255,6 +239,5 @@ __all__ = [
     "Target",
     "CODECS",
     "codec_for",
-    "codec_named",
     "MEDIA_VIDEO",
 ]
