@@ -46,6 +46,7 @@ from ncodec.models.int_hyper import (
     IntHyperSynthesis,
     IntLayer,
     _requant,
+    activation_scale,
     table_indexes,
 )
 from ncodec.models.registry import register_architecture
@@ -339,9 +340,7 @@ class IntPassNet:
 
 
 def _act_scale(y: Tensor) -> float:
-    y = y.clamp_min(0)
-    q = float(torch.quantile(y.flatten()[:: max(1, y.numel() // 1_000_000)], 0.99999)) * 1.25
-    return max(q, 1e-6) / ((1 << ACT_BITS) - 1)
+    return activation_scale(y.clamp_min(0))
 
 
 @torch.no_grad()

@@ -52,6 +52,7 @@ from ncodec.models.int_hyper import (
     IntHyperSynthesis,
     IntLayer,
     _requant,
+    activation_scale,
     table_indexes,
 )
 from ncodec.models.registry import register_architecture
@@ -295,8 +296,7 @@ def quantize_temporal(net: TemporalNet, calib: tuple[Tensor, Tensor, Tensor, Ten
             out_scale = out_last
         else:
             y = y.clamp_min(0)
-            q = float(torch.quantile(y.flatten()[:: max(1, y.numel() // 1_000_000)], 0.99999)) * 1.25
-            out_scale = torch.full((y.shape[1],), max(q, 1e-6) / ((1 << ACT_BITS) - 1), dtype=torch.float64)
+            out_scale = torch.full((y.shape[1],), activation_scale(y), dtype=torch.float64)
         mult, shift = _requant((acc_scale / out_scale).numpy())
         layers.append(
             IntLayer(
@@ -390,9 +390,7 @@ def quantize_hyper_analysis(h_a: nn.Sequential, calib_ys: Tensor) -> IntHyperAna
         if last:
             out_scale = torch.full((y.shape[1],), 1.0 / FX, dtype=torch.float64)
         else:
-            a = y.abs().flatten()
-            q = float(torch.quantile(a[:: max(1, a.numel() // 1_000_000)], 0.99999)) * 1.25
-            out_scale = torch.full((y.shape[1],), max(q, 1e-6) / ((1 << ACT_BITS) - 1), dtype=torch.float64)
+            out_scale = torch.full((y.shape[1],), activation_scale(y.abs()), dtype=torch.float64)
             y = F.leaky_relu(y, LEAK_SLOPE)
         mult, shift = _requant((acc_scale / out_scale).numpy())
         layers.append(
