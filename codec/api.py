@@ -508,9 +508,8 @@ def encode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kwar
     enc = encode_obj(codec, obj, **kwargs)
     dt = time.perf_counter() - t0
     atomic_write(dst, lambda f: f.write(enc.data), force)
-    p = enc.params
-    about = p.describe(len(enc.data))
-    pixels = p.width * p.height if codec.name == "image" else 0
+    about = enc.params.describe(len(enc.data))
+    pixels = about.get("width", 0) * about.get("height", 0)  # per frame for video
     return EncodeReport(
         str(src),
         str(dst),

@@ -135,15 +135,16 @@ def refine_residuals(
     return best.double() + mu
 
 
-def _loss(model, r, mu, sigma, inv_gain, x, lam, pixels, dev) -> Tensor:
+def _loss(model, r, mu, sigma, inv_gain, x, lam, pixels, dev, clamp: bool = False) -> Tensor:
+    """``bits / pixels + lam * 255^2 * MSE`` of residuals ``r`` (relaxed or whole) over means ``mu``;
+    ``clamp`` clips the synthesis to [0, 1] as the decoder does (not differentiable at the clip)."""
     x_hat = model.g_s(((r + mu).to(dev) * inv_gain).contiguous(memory_format=torch.channels_last))
-    mse = F.mse_loss(x_hat[..., : x.shape[-2], : x.shape[-1]].float(), x)
+    x_hat = x_hat[..., : x.shape[-2], : x.shape[-1]].float()
+    mse = F.mse_loss(x_hat.clamp(0, 1) if clamp else x_hat, x)
     return _bits(r, sigma) / pixels + lam * 255**2 * mse
 
 
 @torch.no_grad()
 def _cost(model, r, mu, sigma, inv_gain, x, lam, pixels, dev) -> float:
     """The true objective of integer residuals (the synthesis output clamped as decoded)."""
-    x_hat = model.g_s(((r + mu).to(dev) * inv_gain).contiguous(memory_format=torch.channels_last))
-    mse = F.mse_loss(x_hat[..., : x.shape[-2], : x.shape[-1]].float().clamp(0, 1), x)
-    return float(_bits(r, sigma) / pixels + lam * 255**2 * mse)
+    return float(_loss(model, r, mu, sigma, inv_gain, x, lam, pixels, dev, clamp=True))
