@@ -45,11 +45,6 @@ class Encoded:
     payloads: list[bytes]
     reconstruct: Callable[[], Any] = field(repr=False)
 
-    @property
-    def bytes(self) -> int:
-        """Payload bytes (the container adds a fixed overhead per stream and per segment)."""
-        return sum(len(p) for p in self.payloads)
-
 
 class Analysis(ABC):
     """The rate-independent part of an encode (the analysis transform's output), kept so that a

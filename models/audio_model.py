@@ -38,9 +38,8 @@ from ncodec.models.weights_io import (
 )
 
 KIND = "audio-hyperprior"
-Y_LIMIT = 1 << 20
 
-__all__ = ["AudioModel", "ModelFileError", "export", "KIND", "SAMPLE_RATE", "FRAME", "HYPER", "Y_LIMIT"]
+__all__ = ["AudioModel", "ModelFileError", "export", "KIND", "SAMPLE_RATE", "FRAME", "HYPER"]
 
 
 @register_architecture(KIND)

@@ -39,7 +39,6 @@ from ncodec.models.weights_io import (
 KIND = "image-hyperprior"
 QUALITY_MIN_LEVEL = -2.5
 DOWNSAMPLE = 64  # total stride of g_a (16) times h_a (4): inputs are padded to this multiple
-Y_LIMIT = 1 << 20  # the latent codecs' clamp (ncodec.models.latent_codecs.Y_LIMIT)
 
 
 @register_architecture(KIND)
