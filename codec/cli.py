@@ -45,7 +45,7 @@ def get_parser() -> argparse.ArgumentParser:
 
     """The whole command line. Building it imports neither torch nor the evaluation or training
     code: ``eval`` and ``train`` hand their arguments to their own parsers when they run."""
-    p = _Parser(prog="ncodec", description="Neural codecs for images and audio.")
+    p = _Parser(prog="ncodec", description="Neural codecs for images, audio and video.")
     p.add_argument("--version", action="version", version=f"ncodec {_version()}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     # --debug is also accepted after the subcommand (SUPPRESS keeps the top-level value otherwise)
