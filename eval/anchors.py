@@ -14,9 +14,26 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Curve", "anchors_root", "load_curve", "list_anchors", "find_anchor", "resolve_anchors"]
+__all__ = [
+    "Curve",
+    "anchors_root",
+    "load_curve",
+    "list_anchors",
+    "find_anchor",
+    "resolve_anchors",
+    "ANCHOR_DATASETS",
+    "coverage_problem",
+]
 
 DEFAULT_IMAGE_ANCHORS = ("vtm", "bpg_444_x265_ycbcr", "webp", "jpeg")
+
+#: The data set the curves of each anchor folder were measured on: (name, item count, unit). A BD-rate
+#: against one of them means something only for a run over that whole set, uncropped.
+ANCHOR_DATASETS: dict[str, tuple[str, int, str]] = {
+    "image-kodak": ("Kodak", 24, "images"),
+    "image-kodak-sota": ("Kodak", 24, "images"),
+    "video-uvg": ("UVG", 7, "sequences"),
+}
 
 
 @dataclass
@@ -130,3 +147,42 @@ def resolve_anchors(
     if spec.strip().lower() in ("", "none"):
         return []
     return [find_anchor(s.strip(), subdir, root) for s in spec.split(",") if s.strip()]
+
+
+def coverage_problem(anchor: Curve, dataset: dict) -> str | None:
+    """Why this run's curves cannot be compared with the published ``anchor``, or ``None`` if they can.
+
+    ``dataset`` describes the run (see :func:`ncodec.eval.runner.dataset_info`): ``name`` (folder),
+    ``items``, ``unit``, ``sha256`` and the limits ``crop`` (pixels), ``frames``, ``max_seconds``
+    (``None`` when not limited). An anchor written by an earlier ``ncodec eval`` run (its
+    ``meta`` holds the data set's sha256) must have the same files and crop; a curve from one of the
+    :data:`ANCHOR_DATASETS` folders needs the whole named set (``"3 of 24 images"`` otherwise). Curves
+    whose data set is unknown (a JSON file from elsewhere) are not checked.
+    """
+    reasons = []
+    n, unit = dataset.get("items", 0), dataset.get("unit", "items")
+    ds = anchor.meta.get("dataset") if isinstance(anchor.meta, dict) else None
+    if isinstance(ds, dict) and ds.get("sha256"):  # a curve from an earlier ncodec eval run
+        if ds["sha256"] != dataset.get("sha256"):
+            reasons.append(f"anchor measured on other files ({ds.get('n_files', '?')} {unit}; this run {n})")
+        settings = anchor.meta.get("run_settings", {})
+        for k in ("crop", "frames", "max_seconds"):
+            if settings.get(k) != dataset.get(k):
+                reasons.append(f"anchor {k} {settings.get(k)}, this run {dataset.get(k)}")
+        return "; ".join(reasons) or None
+    known = ANCHOR_DATASETS.get(Path(anchor.source).parent.name) if anchor.source else None
+    if known is None:
+        return None
+    name, total, unit = known
+    if name.lower() not in str(dataset.get("name", "")).lower():
+        reasons.append(f"run on '{dataset.get('name')}', anchor measured on {name}")
+    if n != total:
+        reasons.append(f"{n} of {total} {unit}")
+    if dataset.get("crop"):
+        c = dataset["crop"]
+        reasons.append(f"{unit} cropped to {c}×{c} px")
+    if dataset.get("frames"):
+        reasons.append(f"first {dataset['frames']} frames only")
+    if dataset.get("max_seconds"):
+        reasons.append(f"first {dataset['max_seconds']:g} s only")
+    return "; ".join(reasons) or None

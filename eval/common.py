@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .anchors import Curve
-from .bdrate import BDError, bd_psnr, bd_rate
+from .anchors import Curve, coverage_problem
+from .bdrate import BDError, bd_psnr, bd_rate, crossings
 
 __all__ = [
     "dataset_hash",
@@ -28,7 +28,49 @@ __all__ = [
     "summary_rows",
     "format_summary",
     "write_summary",
+    "UNITS",
+    "unit_of",
 ]
+
+#: Unit of every result column the runners write (shown in every table header of the report).
+UNITS: dict[str, str] = {
+    "bpp": "bpp",
+    "kbps": "kbps",
+    "kbps-target": "kbps",
+    "psnr-rgb": "dB",
+    "psnr-y": "dB",
+    "psnr-u": "dB",
+    "psnr-v": "dB",
+    "psnr-yuv": "dB",
+    "ms-ssim-rgb": "0-1",
+    "ms-ssim-rgb-db": "dB",
+    "si-sdr": "dB",
+    "pesq-wb": "MOS-LQO",
+    "visqol": "MOS-LQO",
+    "stoi": "0-1",
+    "mel-distance": "nats",
+    "encoding_time": "s",
+    "decoding_time": "s",
+    "encoding_fps": "frames/s",
+    "decoding_fps": "frames/s",
+    "quality": "codec setting",
+    "crf": "CRF",
+    "bytes": "B",
+    "width": "px",
+    "height": "px",
+    "frames": "frames",
+    "fps": "frames/s",
+    "duration_s": "s",
+    "sample_rate": "Hz",
+    "delay_samples": "samples",
+}
+
+
+def unit_of(key: str) -> str:
+    """Unit of a result column (``""`` if unknown); a key that already ends in ``(unit)`` keeps it."""
+    if key.endswith(")") and "(" in key:
+        return key[key.rindex("(") + 1 : -1]
+    return UNITS.get(key, "")
 
 
 class CodecFailedError(RuntimeError):
@@ -84,6 +126,7 @@ def library_versions() -> dict[str, str]:
         "pytorch-msssim",
         "pystoi",
         "pesq",
+        "visqol-python",
         "compressai",
     ):
         try:
@@ -164,33 +207,55 @@ def aggregate(rows: list[dict[str, Any]], key: str, metrics: Sequence[str]) -> d
 
 
 def summary_rows(
-    curves: Sequence[Curve], anchor: Curve, rate_key: str, quality_keys: Sequence[str]
+    curves: Sequence[Curve],
+    anchor: Curve,
+    rate_key: str,
+    quality_keys: Sequence[str],
+    dataset: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """BD-rate (%) and BD-quality of every curve against ``anchor`` for each quality metric.
 
     Curve points are sorted by rate; failures (too few / non-monotonic points) are reported as ``None`` with
-    the reason in ``note``.
+    the reason in ``note``. Every row has the same columns: per metric ``bd-rate <q> (%)``, ``bd <q>
+    (<unit>)`` and ``crossing <q>`` (empty, or where the two curves cross inside the interval the
+    BD-rate averages over). When exactly one of the two curves is published (has a ``source``) and
+    ``dataset`` (the run's, see :func:`ncodec.eval.runner.dataset_info`) does not cover that curve's
+    data set, the BD cells hold the string ``"not computed: <reason>"`` instead of a number.
     """
     rows = []
     for c in curves:
         row: dict[str, Any] = {"codec": c.name, "anchor": anchor.name}
         notes = []
+        skip = None
+        if dataset is not None and bool(c.source) != bool(anchor.source):
+            skip = coverage_problem(anchor if anchor.source else c, dataset)
         for qk in quality_keys:
+            rk, bk, xk = f"bd-rate {qk} (%)", f"bd {qk} ({unit_of(qk) or qk})", f"crossing {qk}"
+            row[rk] = row[bk] = None
+            row[xk] = ""
+            if skip:
+                row[rk] = row[bk] = f"not computed: {skip}"
+                continue
             try:
                 ra, qa = anchor.results[rate_key], anchor.results[qk]
                 rt, qt = c.results[rate_key], c.results[qk]
             except KeyError as e:
-                row[f"bd-rate {qk} (%)"] = None
-                row[f"bd {qk}"] = None
                 notes.append(f"{qk}: missing {e}")
                 continue
-            for label, fn in ((f"bd-rate {qk} (%)", bd_rate), (f"bd {qk}", bd_psnr)):
+            for label, fn in ((rk, bd_rate), (bk, bd_psnr)):
                 try:
                     row[label] = fn(ra, qa, rt, qt)
                 except BDError as e:
-                    row[label] = None
                     if str(e) not in notes:
                         notes.append(str(e))
+            try:
+                cross = crossings(ra, qa, rt, qt)
+            except BDError:
+                cross = []
+            if cross:
+                u = unit_of(rate_key) or rate_key
+                at = ", ".join(f"{r:.3g} {u} ({q:.2f} {unit_of(qk)})".replace(" )", ")") for r, q in cross)
+                row[xk] = f"curves cross at {at}"
         row["note"] = "; ".join(notes)
         rows.append(row)
     return rows

@@ -30,6 +30,9 @@ __all__ = [
     "mel_distance",
     "stoi",
     "pesq_wb",
+    "visqol",
+    "visqol_available",
+    "log_mel_db",
     "psnr_yuv420",
     "yuv420_to_rgb",
     "MS_SSIM_MIN_SIDE",
@@ -216,6 +219,56 @@ def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
         return float(_pesq(16000, r, e, "wb"))
     except Exception:  # noqa: BLE001 - pesq raises its own exception types on silent input
         return math.nan
+
+
+def visqol_available() -> bool:
+    """Whether ViSQOL (the optional ``visqol-python`` package, module ``visqol``) can be imported.
+
+    It is not in ``uv.lock``: see ``eval/README.md`` (its required ``libsvm-official`` ships no wheels).
+    """
+    import importlib.util
+
+    return importlib.util.find_spec("visqol") is not None
+
+
+@lru_cache(maxsize=2)
+def _visqol_api(mode: str):
+    from visqol import VisqolApi
+
+    api = VisqolApi()
+    # speech: the polynomial mapper, the one visqol-python has without its optional TFLite runtime
+    api.create(mode=mode, **({"use_lattice_model": False} if mode == "speech" else {}))
+    return api
+
+
+def visqol(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
+    """ViSQOL v3 MOS-LQO (1..5) of the mono mix-downs, from the optional ``visqol-python`` package.
+
+    Speech mode (signal resampled to 16 kHz, polynomial MOS mapper) for inputs at 16 kHz or below,
+    audio mode (48 kHz, SVR mapper) above. Returns ``nan`` if the package is not installed or fails.
+    """
+    if not visqol_available():
+        return math.nan
+    mode, sr = ("speech", 16000) if sample_rate <= 16000 else ("audio", 48000)
+    r = np.asarray(_resample(_mono(ref), sample_rate, sr), dtype=np.float64)
+    e = np.asarray(_resample(_mono(est), sample_rate, sr), dtype=np.float64)
+    try:
+        return float(_visqol_api(mode).measure_from_arrays(r, e, sr).moslqo)
+    except Exception:  # noqa: BLE001 - e.g. too short or silent input
+        return math.nan
+
+
+def log_mel_db(x: np.ndarray, sample_rate: int, n_mels: int = 80) -> np.ndarray:
+    """Log-mel power spectrogram (``[n_mels, frames]``, dB, floor -100 dB) of the mono mix-down, with the
+    window of :func:`mel_distance` (~64 ms, hop a quarter of it)."""
+    import torch
+
+    n_fft = 1 << max(8, int(round(math.log2(0.064 * sample_rate))))
+    mel = _mel_transform(int(sample_rate), n_fft, n_fft // 4, n_mels)
+    m = np.ascontiguousarray(_mono(x), dtype=np.float32)
+    with torch.no_grad(), _torch_single_thread():
+        s = mel(torch.from_numpy(m)).numpy()
+    return 20.0 * np.log10(np.maximum(s, 1e-5))
 
 
 # --------------------------------------------------------------------------------------------- video

@@ -1,4 +1,4 @@
-"""Rate-distortion plots (matplotlib, Agg backend) written as PNG.
+"""Rate-distortion plots (matplotlib, Agg backend) written as PNG and SVG, spectrogram and error-map images.
 
 Curves are :class:`ncodec.eval.anchors.Curve` objects; curves measured in this run are drawn with solid
 lines and markers (``ncodec`` thicker), published anchors with dashed lines.
@@ -6,18 +6,20 @@ lines and markers (``ncodec`` thicker), published anchors with dashed lines.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .anchors import Curve  # noqa: E402
 
-__all__ = ["rd_plot", "ms_ssim_to_db"]
+__all__ = ["rd_plot", "ms_ssim_to_db", "spectrogram_png", "error_map"]
 
 _LABELS = {
     "bpp": "rate (bits per pixel)",
@@ -25,12 +27,13 @@ _LABELS = {
     "psnr-rgb": "PSNR RGB (dB)",
     "psnr-y": "PSNR Y (dB)",
     "psnr-yuv": "PSNR YUV 6:1:1 (dB)",
-    "ms-ssim-rgb": "MS-SSIM",
+    "ms-ssim-rgb": "MS-SSIM (0-1)",
     "ms-ssim-rgb-db": "MS-SSIM (dB, -10 log10(1 - MS-SSIM))",
     "si-sdr": "SI-SDR (dB)",
     "pesq-wb": "PESQ-WB (MOS-LQO)",
-    "stoi": "STOI",
-    "mel-distance": "log-mel L1 distance (lower is better)",
+    "stoi": "STOI (0-1)",
+    "visqol": "ViSQOL (MOS-LQO)",
+    "mel-distance": "log-mel L1 distance (nats, lower is better)",
 }
 
 
@@ -62,9 +65,10 @@ def rd_plot(
     highlight: str = "ncodec",
     x_max: float | None = None,
 ) -> Path | None:
-    """Plot ``y_key`` against ``x_key`` for every curve that has both; write a PNG to ``path``.
+    """Plot ``y_key`` against ``x_key`` for every curve that has both; write a PNG to ``path`` and the
+    same figure as SVG beside it (``path`` with the suffix ``.svg``).
 
-    Points are sorted by rate. Returns the path, or ``None`` if no curve had the keys.
+    Points are sorted by rate. Returns the PNG's path, or ``None`` if no curve had the keys.
     """
     fig, ax = plt.subplots(figsize=(7.0, 5.0), dpi=110)
     drawn = 0
@@ -99,5 +103,45 @@ def rd_plot(
     fig.tight_layout()
     p = Path(path)
     fig.savefig(p, format="png")
+    fig.savefig(p.with_suffix(".svg"), format="svg")
     plt.close(fig)
     return p
+
+
+def spectrogram_png(spec_db: np.ndarray, seconds: float, title: str = "", vmin: float | None = None,
+                    vmax: float | None = None) -> bytes:  # fmt: skip
+    """PNG bytes of a log-mel spectrogram (``[mels, frames]`` in dB), time axis in seconds.
+
+    Pass the same ``vmin``/``vmax`` for every codec so that their colours compare.
+    """
+    fig, ax = plt.subplots(figsize=(4.2, 1.9), dpi=100)
+    ax.imshow(spec_db, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+              extent=(0.0, seconds, 0, spec_db.shape[0]), interpolation="nearest")  # fmt: skip
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.set_ylabel("mel band", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+#: Absolute error (mean over RGB, 8-bit levels) shown at full brightness in :func:`error_map`.
+ERROR_MAP_MAX = 32
+
+
+def error_map(ref: np.ndarray, dec: np.ndarray, vmax: float = ERROR_MAP_MAX) -> np.ndarray:
+    """Heat map (``[H, W, 3]`` uint8, colour map "inferno") of ``|dec - ref|`` averaged over RGB.
+
+    0 is black; ``vmax`` and above is pale yellow. The scale is fixed so that maps of different codecs
+    compare directly.
+    """
+    err = np.abs(dec.astype(np.float64) - ref.astype(np.float64))
+    if err.ndim == 3:
+        err = err.mean(axis=2)
+    cmap = matplotlib.colormaps["inferno"]
+    rgba = cmap(np.clip(err / float(vmax), 0.0, 1.0))
+    return (rgba[..., :3] * 255.0 + 0.5).astype(np.uint8)

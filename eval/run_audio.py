@@ -7,11 +7,18 @@ distance, STOI and PESQ-WB. Per rate point, metrics are averaged over files.
 
 Outputs in ``out``: ``per_file.csv``, ``<codec>.json`` (results: ``kbps-target``, ``kbps``, ``si-sdr``,
 ``mel-distance``, ``stoi``, ``pesq-wb``, ``encoding_time``, ``decoding_time`` + ``meta``), ``summary.md``
-/``summary.csv`` (BD-rate over kbps against the anchor codec), RD plots and ``report.html``.
+/``summary.csv`` (BD-rate over kbps against the anchor codec), RD plots (PNG and SVG) and
+``report.html``. ``visqol`` (ViSQOL v3 MOS-LQO) is added when the optional ``visqol-python`` package
+is importable (see :func:`ncodec.eval.metrics.visqol`).
+
+The report plays the first file decoded by every codec at matched rate (each codec's rate point
+nearest in log-rate to one target kbps inside all the sweeps, actual kbps stated; the first
+:data:`CLIP_SECONDS` seconds, embedded as WAV) with a log-mel spectrogram of each.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +29,14 @@ from . import metrics as M
 from .anchors import Curve
 from .baselines_audio import align, get_audio_codec, load_audio
 from .common import CodecFailedError, Timer, aggregate, dataset_hash, map_tasks, pick_anchor, write_csv
-from .runner import base_meta, finalize
+from .plots import spectrogram_png
+from .report import Clip, wav_bytes
+from .runner import base_meta, dataset_info, finalize
 
-__all__ = ["AUDIO_EXTS", "list_audio", "run_audio"]
+__all__ = ["AUDIO_EXTS", "list_audio", "run_audio", "matched_clips"]
+
+#: Length of the clips embedded in the report (seconds from the start of the first file).
+CLIP_SECONDS = 8.0
 
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".mp3", ".opus", ".m4a")
 METRICS = ("kbps", "si-sdr", "mel-distance", "stoi", "pesq-wb", "encoding_time", "decoding_time")
@@ -39,8 +51,14 @@ def list_audio(root: str | Path, limit: int | None = None) -> list[Path]:
     return files[:limit] if limit else files
 
 
-def _task(t: tuple) -> dict[str, Any]:
-    name, kwargs, path, kbps, max_seconds = t
+def _metrics() -> tuple[str, ...]:
+    return METRICS + (("visqol",) if M.visqol_available() else ())
+
+
+def _task(t: tuple) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One (codec, file, rate): encode, decode, metrics. Returns (row, the decoded signal aligned to the
+    input, first :data:`CLIP_SECONDS` s, or None unless ``want_clip``)."""
+    name, kwargs, path, kbps, max_seconds, want_clip = t
     key = (name, kwargs)
     if key not in _CODEC_CACHE:
         _CODEC_CACHE[key] = get_audio_codec(name, **dict(kwargs))
@@ -57,7 +75,7 @@ def _task(t: tuple) -> dict[str, Any]:
     if sr_dec != sr:
         y = M._resample(y, sr_dec, sr).astype(np.float32)
     y, lag = align(x, y, sr)
-    return {
+    row = {
         "file": Path(path).name,
         "codec": codec.name,
         "kbps-target": kbps,
@@ -74,6 +92,54 @@ def _task(t: tuple) -> dict[str, Any]:
         "encoding_time": te.s,
         "decoding_time": td.s,
     }
+    if M.visqol_available():
+        row["visqol"] = M.visqol(x, y, sr)
+    return row, (np.asarray(y[:, : int(CLIP_SECONDS * sr)], dtype=np.float32) if want_clip else None)
+
+
+def matched_clips(
+    x: np.ndarray, sr: int, results: Sequence[tuple[dict[str, Any], np.ndarray | None]], codecs: Sequence[str]
+) -> tuple[list[Clip], str]:
+    """Players for one file (``x`` at ``sr``, the reference) at matched rate, and their caption.
+
+    ``results``: ``(row, decoded clip)`` pairs; those with a clip are the rate points of that file. The
+    target rate is the geometric middle of the kbps range all sweeps share (or of the gap between
+    them); each codec plays its point nearest to it in log-rate, labelled with the actual kbps. Every
+    clip gets a log-mel spectrogram on one colour scale (the reference's maximum and 80 dB below).
+    """
+    pts = [(r, y) for r, y in results if y is not None]
+    sweeps = {c: [(r, y) for r, y in pts if r["codec"] == c] for c in codecs}
+    sweeps = {c: v for c, v in sweeps.items() if v}
+    if not sweeps:
+        return [], ""
+    lo = max(min(r["kbps"] for r, _ in v) for v in sweeps.values())
+    hi = min(max(r["kbps"] for r, _ in v) for v in sweeps.values())
+    target = math.sqrt(lo * hi)
+    ref = np.asarray(x[:, : int(CLIP_SECONDS * sr)], dtype=np.float32)
+    secs = ref.shape[1] / sr
+    s_ref = M.log_mel_db(ref, sr)
+    vmax = float(s_ref.max())
+    vmin = vmax - 80.0
+    clips = [
+        Clip("original", wav_bytes(ref, sr), math.inf, spectrogram_png(s_ref, secs, "original", vmin, vmax))
+    ]
+    for c, v in sweeps.items():
+        r, y = min(v, key=lambda ry: abs(math.log(ry[0]["kbps"] / target)))
+        label = f"{c} ({r['kbps-target']} kbps setting)"
+        spec = spectrogram_png(M.log_mel_db(y, sr), y.shape[1] / sr, label, vmin, vmax)
+        stats = ", ".join(
+            f"{k} {r[k]:.2f}{u}"
+            for k, u in (("pesq-wb", ""), ("visqol", ""), ("si-sdr", " dB"))
+            if isinstance(r.get(k), float) and math.isfinite(r[k])
+        )
+        clips.append(Clip(label, wav_bytes(y, sr), r["kbps"], spec, stats))
+    first = pts[0][0]["file"]
+    caption = (
+        f"{first}, first {secs:.1f} s, decoded and aligned to the input. Each codec plays the rate point "
+        f"of its sweep nearest to {target:.1f} kbps; its actual rate (whole file) is given. Log-mel "
+        f"spectrograms (80 bands, dB, one colour scale: the original's maximum to 80 dB below)."
+    )
+    return clips, caption
 
 
 def run_audio(
@@ -114,9 +180,10 @@ def run_audio(
     for n, c in ok:
         kw = tuple(sorted(codec_kwargs.get(n, {}).items()))
         for k in rate_points.get(n, c.rates):
-            for f in files:
-                tasks.append((n, kw, str(f), k, max_seconds))
-    rows = map_tasks(_task, tasks, jobs, desc="audio", show=show_progress)
+            for i, f in enumerate(files):
+                tasks.append((n, kw, str(f), k, max_seconds, i == 0))
+    results = map_tasks(_task, tasks, jobs, desc="audio", show=show_progress)
+    rows = [r for r, _ in results]
     write_csv(out / "per_file.csv", rows)
     settings = {
         "codecs": [n for n, _ in ok],
@@ -124,10 +191,16 @@ def run_audio(
         "max_seconds": max_seconds,
         "rate_points_kbps": {n: list(rate_points.get(n, c.rates)) for n, c in ok},
     }
-    meta = base_meta(files, dataset_hash(files), settings)
+    settings["visqol"] = (
+        "visqol-python, speech mode (16 kHz, polynomial mapper) at <= 16 kHz, else audio mode (48 kHz)"
+        if M.visqol_available()
+        else "not installed (optional: pip install visqol-python)"
+    )
+    sha = dataset_hash(files)
+    meta = base_meta(files, sha, settings)
     curves = []
     for _n, c in ok:
-        res = aggregate([r for r in rows if r["codec"] == c.name], "kbps-target", METRICS)
+        res = aggregate([r for r in rows if r["codec"] == c.name], "kbps-target", _metrics())
         curves.append(
             Curve(
                 c.name,
@@ -143,6 +216,10 @@ def run_audio(
             )
         )
     anc = pick_anchor(anchor, curves, anchors, ("opus",), "audio")
+    x0, sr0 = load_audio(str(files[0]))
+    if max_seconds:
+        x0 = x0[:, : int(max_seconds * sr0)]
+    clips, clip_caption = matched_clips(x0[:2], sr0, results, [c.name for _n, c in ok])
     fin = finalize(
         out,
         "audio",
@@ -150,15 +227,19 @@ def run_audio(
         anchors,
         anc,
         "kbps",
-        ("pesq-wb", "si-sdr", "stoi"),
+        ("pesq-wb", "si-sdr", "stoi", *(("visqol",) if M.visqol_available() else ())),
         [
             ("rd_pesq.png", "kbps", "pesq-wb"),
             ("rd_sisdr.png", "kbps", "si-sdr"),
             ("rd_stoi.png", "kbps", "stoi"),
             ("rd_mel.png", "kbps", "mel-distance"),
+            *([("rd_visqol.png", "kbps", "visqol")] if M.visqol_available() else []),
         ],
         meta,
         quiet=quiet,
+        dataset=dataset_info(inputs, files, "files", sha, max_seconds=max_seconds),
+        clips=clips,
+        clip_caption=clip_caption,
     )
     fin.update(curves=curves, rows=rows)
     return fin

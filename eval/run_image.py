@@ -6,16 +6,22 @@ Per rate point, metrics are averaged over images (PSNR averaged per image, as Co
 
 Outputs in ``out``: ``per_image.csv``, ``<codec>.json`` (CompressAI results schema + ``meta``),
 ``summary.md``/``summary.csv`` (BD-rate/BD-PSNR against the anchor), ``rd_psnr.png``, ``rd_msssim.png``,
-``rd_psnr_y.png``, ``report.html``.
+``rd_psnr_y.png`` (each with an ``.svg`` twin), ``report.html``.
+
+The report's crops compare the codecs at matched rate: on the first image, each codec's rate point
+nearest (in log-rate) to one target bpp inside all the sweeps, with the actual bpp stated, a centre
+crop enlarged by an integer factor (nearest neighbour) and its absolute-error heat map beside it.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from . import metrics as M
@@ -23,10 +29,15 @@ from .anchors import Curve, find_anchor
 from .baselines import get_image_codec
 from .bdrate import BDError, bd_rate
 from .common import CodecFailedError, Timer, aggregate, dataset_hash, map_tasks, pick_anchor, write_csv
-from .report import Crop, make_crop
-from .runner import base_meta, finalize
+from .plots import ERROR_MAP_MAX, error_map
+from .report import Crop, crop_box, make_crop, zoom_png
+from .runner import base_meta, dataset_info, finalize
 
-__all__ = ["IMAGE_EXTS", "list_images", "load_image", "run_image", "x265_vs_bpg"]
+__all__ = ["IMAGE_EXTS", "list_images", "load_image", "run_image", "x265_vs_bpg", "matched_crops"]
+
+#: Side of the crop shown in the report (pixels of the image) and the size it is enlarged to at least.
+CROP_SIZE = 128
+CROP_DISPLAY = 256
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_ANCHORS = ("x265", "bpg_444_x265_ycbcr", "webp")
@@ -62,7 +73,8 @@ def _codec(name: str, kwargs: tuple) -> Any:
 
 
 def _task(t: tuple) -> tuple[dict[str, Any], bytes | None]:
-    """One (codec, image, rate point): encode, decode, metrics. Returns (row, crop PNG or None)."""
+    """One (codec, image, rate point): encode, decode, metrics. Returns (row, PNG of the decoded centre
+    :data:`CROP_SIZE` crop, or None)."""
     name, kwargs, path, q, crop, want_crop = t
     codec = _codec(name, kwargs)
     img = load_image(path, crop)
@@ -88,7 +100,7 @@ def _task(t: tuple) -> tuple[dict[str, Any], bytes | None]:
         "encoding_time": te.s,
         "decoding_time": td.s,
     }
-    return row, (make_crop(dec) if want_crop else None)
+    return row, (make_crop(dec, crop_box(w, h, CROP_SIZE)) if want_crop else None)
 
 
 def _available(names: Sequence[str], kwargs: dict[str, dict]) -> list[tuple[str, Any]]:
@@ -117,6 +129,55 @@ def x265_vs_bpg(x265: Curve, metric: str = "psnr-rgb") -> float:
     """
     bpg = find_anchor("bpg_444_x265_ycbcr", "image-kodak")
     return bd_rate(bpg.results["bpp"], bpg.results[metric], x265.results["bpp"], x265.results[metric])
+
+
+def matched_crops(
+    ref: Image.Image, results: Sequence[tuple[dict[str, Any], bytes | None]], codecs: Sequence[str]
+) -> tuple[list[Crop], str]:
+    """Crops of one image (``ref``) at matched rate, and their caption.
+
+    ``results``: ``(row, decoded crop PNG)`` pairs; those with a PNG are the rate points of ``ref``.
+    The target rate is 0.5 bpp where every codec's sweep reaches it, else the geometric middle of the
+    range all sweeps share (or of the gap between them); each codec shows its point nearest to it in
+    log-rate, labelled with the actual bpp. Crops are enlarged by an integer factor with nearest
+    neighbour, each with its error map (:func:`ncodec.eval.plots.error_map`) beside it.
+    """
+    pts = [(r, png) for r, png in results if png is not None]
+    sweeps = {c: [(r, png) for r, png in pts if r["codec"] == c] for c in codecs}
+    sweeps = {c: v for c, v in sweeps.items() if v}
+    if not sweeps:
+        return [], ""
+    lo = max(min(r["bpp"] for r, _ in v) for v in sweeps.values())
+    hi = min(max(r["bpp"] for r, _ in v) for v in sweeps.values())
+    a, b = min(lo, hi), max(lo, hi)
+    target = 0.5 if a <= 0.5 <= b else math.sqrt(a * b)
+    box = crop_box(*ref.size, CROP_SIZE)
+    ref_crop = np.asarray(ref.crop(box))
+    side = ref_crop.shape[0]
+    zoom = max(1, CROP_DISPLAY // side)
+    crops = [Crop("original", zoom_png(ref_crop, zoom), 24.0, math.inf, zoom=zoom)]
+    for c, v in sweeps.items():
+        r, png = min(v, key=lambda rp: abs(math.log(rp[0]["bpp"] / target)))
+        with Image.open(io.BytesIO(png)) as im:
+            dec = np.asarray(im.convert("RGB"))
+        crops.append(
+            Crop(
+                f"{c} q={r['quality']}",
+                zoom_png(dec, zoom),
+                r["bpp"],
+                r["psnr-rgb"],
+                error_png=zoom_png(error_map(ref_crop, dec), zoom),
+                zoom=zoom,
+            )
+        )
+    first = pts[0][0]["file"]
+    caption = (
+        f"{first}: centre {side}×{side} crop at {zoom}× (nearest neighbour, every pixel a {zoom}×{zoom} "
+        f"block). Each codec shows the rate point of its sweep nearest to {target:.3f} bpp; its actual "
+        f"rate is given below it. Right of each crop: |decoded − original| averaged over RGB, black = 0, "
+        f"pale yellow ≥ {ERROR_MAP_MAX} levels."
+    )
+    return crops, caption
 
 
 def run_image(
@@ -185,20 +246,7 @@ def run_image(
 
     anc = pick_anchor(anchor, curves, anchors, DEFAULT_ANCHORS, "image-kodak")
 
-    # crops at similar bpp: per codec, the rate point closest to the anchor's median bpp on image 0
-    crops: list[Crop] = []
-    first = files[0].name
-    first_rows = [(r, png) for r, png in results if r["file"] == first and png is not None]
-    if first_rows:
-        rates = sorted(r["bpp"] for r, _ in first_rows)
-        target = 0.5 if rates[0] <= 0.5 <= rates[-1] else rates[len(rates) // 2]
-        crops.append(Crop("original", make_crop(load_image(files[0], crop)), 24.0, math.inf))
-        for _n, c in codecs_ok:
-            cand = [(r, png) for r, png in first_rows if r["codec"] == c.name]
-            if cand:
-                r, png = min(cand, key=lambda rp: abs(math.log(rp[0]["bpp"] / target)))
-                crops.append(Crop(f"{c.name} q={r['quality']}", png, r["bpp"], r["psnr-rgb"]))
-    caption = f"{first}, centre crop, rate point nearest to {target:.3f} bpp per codec" if first_rows else ""
+    crops, caption = matched_crops(load_image(files[0], crop), results, [c.name for _n, c in codecs_ok])
     fin = finalize(
         out,
         "image",
@@ -217,6 +265,7 @@ def run_image(
         caption,
         extra,
         quiet=quiet,
+        dataset=dataset_info(inputs, files, "images", sha, crop=crop),
     )
     fin.update(curves=curves, rows=rows, extra=extra)
     return fin

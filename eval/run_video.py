@@ -23,7 +23,7 @@ from . import metrics as M
 from .anchors import Curve
 from .baselines_video import get_video_codec, load_video
 from .common import Timer, aggregate, dataset_hash, map_tasks, pick_anchor, write_csv
-from .runner import base_meta, finalize
+from .runner import base_meta, dataset_info, finalize
 
 __all__ = ["VIDEO_EXTS", "list_videos", "run_video"]
 
@@ -164,7 +164,8 @@ def run_video(
         "rate_points_crf": {n: list(rate_points.get(n, c.qualities)) for n, c in ok},
         "rgb_conversion": "BT.709 limited range, nearest chroma upsampling",
     }
-    meta = base_meta(files, dataset_hash(files), settings)
+    sha = dataset_hash(files)
+    meta = base_meta(files, sha, settings)
     curves = []
     for _n, c in ok:
         res = aggregate([r for r in rows if r["codec"] == c.name], "crf", METRICS)
@@ -204,6 +205,7 @@ def run_video(
         ],
         meta,
         quiet=quiet,
+        dataset=dataset_info(inputs, files, "sequences", sha, frames=frames),
     )
     fin.update(curves=curves, rows=rows)
     return fin

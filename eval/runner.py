@@ -12,7 +12,7 @@ from .common import library_versions, machine_info, summary_rows, with_msssim_db
 from .plots import rd_plot
 from .report import Crop, build_report
 
-__all__ = ["finalize", "base_meta"]
+__all__ = ["finalize", "base_meta", "dataset_info"]
 
 
 def base_meta(files: Sequence[Path], dataset_sha: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -22,6 +22,33 @@ def base_meta(files: Sequence[Path], dataset_sha: str, settings: dict[str, Any])
         "machine": machine_info(),
         "libraries": library_versions(),
         "run_settings": settings,
+    }
+
+
+def dataset_info(
+    inputs: str | Path,
+    files: Sequence[Path],
+    unit: str,
+    sha256: str,
+    crop: int | None = None,
+    frames: int | None = None,
+    max_seconds: float | None = None,
+) -> dict[str, Any]:
+    """What the run covered, for the report's header and the anchor check
+    (:func:`ncodec.eval.anchors.coverage_problem`): the data set's ``name`` (the folder, or the
+    folder holding a single input file), ``path``, ``items`` and their ``unit``, ``sha256`` and the
+    limits ``crop`` (centre crop, pixels), ``frames`` and ``max_seconds`` (``None`` = not limited)."""
+    p = Path(inputs)
+    folder = p.parent if p.is_file() else p
+    return {
+        "name": folder.resolve().name,
+        "path": str(p),
+        "items": len(files),
+        "unit": unit,
+        "sha256": sha256,
+        "crop": crop,
+        "frames": frames,
+        "max_seconds": max_seconds,
     }
 
 
@@ -39,10 +66,16 @@ def finalize(
     crop_caption: str = "",
     extra_lines: Sequence[str] = (),
     quiet: bool = False,
+    dataset: dict[str, Any] | None = None,
+    clips: Sequence[Any] = (),
+    clip_caption: str = "",
 ) -> dict[str, Any]:
-    """Write ``<codec>.json``, ``run_info.json``, ``summary.md/.csv``, RD plot PNGs and ``report.html``.
+    """Write ``<codec>.json``, ``run_info.json``, ``summary.md/.csv``, RD plots (PNG and SVG) and
+    ``report.html``.
 
-    ``plot_specs``: ``(file name, x key, y key)``.
+    ``plot_specs``: ``(file name, x key, y key)``; ``dataset``: :func:`dataset_info` (header, and BD
+    cells against published curves only when the run covers their data set); ``clips``: audio
+    :class:`ncodec.eval.report.Clip` players.
     Returns ``{"summary": rows, "plots": [...], "report": path, "anchor": name}``.
     """
     for c in run_curves:
@@ -52,7 +85,7 @@ def finalize(
     published = [with_msssim_db(c) for c in published]
     anchor = with_msssim_db(anchor)
     others = [c for c in list(run_curves) + list(published) if c is not anchor]
-    rows = summary_rows(others, anchor, rate_key, quality_keys)
+    rows = summary_rows(others, anchor, rate_key, quality_keys, dataset)
     title = f"BD-rate / BD-quality against {anchor.name} ({medium}, rate axis: {rate_key})"
     md = write_summary(out, rows, title)
     if extra_lines:
@@ -83,5 +116,8 @@ def finalize(
         crops=crops,
         meta=meta,
         crop_caption=crop_caption,
+        dataset=dataset,
+        clips=clips,
+        clip_caption=clip_caption,
     )
     return {"summary": rows, "plots": plots, "report": report, "anchor": anchor.name}
