@@ -279,7 +279,7 @@ def build_report(
             parts.append(
                 f"<div class='clip'><b>{html.escape(c.label)}</b> &mdash; {html.escape(rate)}"
                 f"{(', ' + html.escape(c.stats)) if c.stats else ''}"
-                f"<audio controls preload='none' src='{_uri(c.wav, 'audio/wav')}'></audio>{spec}</div>"
+                f"<audio controls preload='metadata' src='{_uri(c.wav, 'audio/wav')}'></audio>{spec}</div>"
             )
         parts.append("</div>")
     parts.append("<h2>Results per rate point</h2>")

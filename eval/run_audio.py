@@ -55,8 +55,14 @@ def _metrics() -> tuple[str, ...]:
     return METRICS + (("visqol",) if M.visqol_available() else ())
 
 
-def _task(t: tuple) -> tuple[dict[str, Any], np.ndarray | None]:
-    """One (codec, file, rate): encode, decode, metrics. Returns (row, the decoded signal aligned to the
+def _task(t: tuple) -> dict[str, Any]:
+    """One (codec, file, rate): encode, decode, metrics. ``t`` = (codec, kwargs, path, kbps, max_seconds);
+    returns the row."""
+    return _task_clip((*t, False))[0]
+
+
+def _task_clip(t: tuple) -> tuple[dict[str, Any], np.ndarray | None]:
+    """:func:`_task` with a sixth element ``want_clip``. Returns (row, the decoded signal aligned to the
     input, first :data:`CLIP_SECONDS` s, or None unless ``want_clip``)."""
     name, kwargs, path, kbps, max_seconds, want_clip = t
     key = (name, kwargs)
@@ -182,7 +188,7 @@ def run_audio(
         for k in rate_points.get(n, c.rates):
             for i, f in enumerate(files):
                 tasks.append((n, kw, str(f), k, max_seconds, i == 0))
-    results = map_tasks(_task, tasks, jobs, desc="audio", show=show_progress)
+    results = map_tasks(_task_clip, tasks, jobs, desc="audio", show=show_progress)
     rows = [r for r, _ in results]
     write_csv(out / "per_file.csv", rows)
     settings = {
