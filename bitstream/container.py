@@ -22,10 +22,12 @@ from ncodec.bitstream.errors import (
 )
 
 MAGIC = b"\x8aNCB"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The version this ncodec writes. Version 2 binds every segment to its stream and place (its CRC
-is seeded with the header's CRC and the segment's number); version 1 streams still decode."""
-READ_VERSIONS = (1, 2)
+is seeded with the header's CRC and the segment's number); version 3 codes an image as one picture
+in segments (the image block's layout byte, FORMAT.md "Picture layout"). Versions 1 and 2 still
+decode."""
+READ_VERSIONS = (1, 2, 3)
 _LAST_SEGMENT_TAG = 0xFFFFFFFF  # the CRC seed's segment number of the index and end segments
 
 MEDIA_IMAGE, MEDIA_AUDIO, MEDIA_VIDEO = 1, 2, 3

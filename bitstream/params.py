@@ -28,8 +28,10 @@ class ImageParams:
         channels: of the source: 1 (gray), 3 (RGB) or 4 (RGBA).
         bit_depth: of the source: 8 or 16 (coded at 8 bits).
         quality: centi-units of the quality parameter, ``0..10000`` (quality 0.00–100.00).
-        tile: tile edge in pixels, a multiple of 64 in ``64..4096``.
+        tile: tile (layout 0) or segment (layout 1) edge in pixels, a multiple of 64 in ``64..4096``.
         alpha: 0 = none, 1 = one extra segment with the zlib-deflated 8-bit alpha plane.
+        layout: 0 = independent tiles (format versions 1-2); 1 = one picture whose latents are
+            coded in segments of ``tile`` pixels (version 3; FORMAT.md, "Picture layout").
     """
 
     width: int
@@ -39,23 +41,21 @@ class ImageParams:
     quality: int
     tile: int
     alpha: int = 0
+    layout: int = 1
 
     _S = struct.Struct("<IIBBHHBB")
 
     def to_bytes(self) -> bytes:
         self.check()
         return self._S.pack(
-            self.width, self.height, self.channels, self.bit_depth, self.quality, self.tile, self.alpha, 0
+            self.width, self.height, self.channels, self.bit_depth, self.quality, self.tile, self.alpha, self.layout
         )
 
     @classmethod
     def from_bytes(cls, b: bytes) -> ImageParams:
         if len(b) != cls._S.size:
             raise CorruptStreamError(f"image parameter block is {len(b)} bytes, expected {cls._S.size}")
-        w, h, c, d, q, t, a, reserved = cls._S.unpack(b)
-        if reserved:
-            raise CorruptStreamError("reserved header byte is not zero")
-        p = cls(w, h, c, d, q, t, a)
+        p = cls(*cls._S.unpack(b))
         p.check()
         return p
 
@@ -66,6 +66,8 @@ class ImageParams:
             raise LimitExceededError(f"image of {self.width * self.height} pixels exceeds {MAX_PIXELS}")
         if self.channels not in (1, 3, 4) or self.bit_depth not in (8, 16) or self.alpha not in (0, 1):
             raise CorruptStreamError("invalid image channels, bit depth or alpha mode")
+        if self.layout not in (0, 1):
+            raise CorruptStreamError(f"unknown image layout {self.layout}")
         if self.alpha != (self.channels == 4):
             raise CorruptStreamError("alpha mode does not match the channel count")
         if not 0 <= self.quality <= 10000 or self.tile % 64 or not 64 <= self.tile <= 4096:
@@ -81,7 +83,7 @@ class ImageParams:
 
     @property
     def segments(self) -> int:
-        """Data segments the stream must hold: tiles in raster order, then alpha if any."""
+        """Data segments the stream must hold: tiles (or segments) in raster order, then alpha."""
         return self.tiles_x * self.tiles_y + self.alpha
 
     @property
@@ -98,6 +100,7 @@ class ImageParams:
             "bit_depth": self.bit_depth,
             "quality": self.quality / 100,
             "tile": self.tile,
+            "layout": "picture" if self.layout else "tiles",
             "alpha": bool(self.alpha),
             "bpp": total_bytes * 8 / (self.width * self.height),
         }
@@ -172,11 +175,16 @@ class AudioParams:
 
 @dataclass(frozen=True)
 class VideoParams:
-    """Video block, 24 bytes (FORMAT.md, "Video"): width, height (pixels), frame rate as num/den,
-    frame count, nominal quality (centi-units: the first I-frame's; every frame carries its own),
-    GOP length (frames per data segment), and the source's colour format (``colour``: bit 0
-    BT.601 else BT.709, bit 1 full range, bit 2 RGB / 4:4:4 source), which the decoder's file
-    writers use to give the source's format back."""
+    """Video block, 24 bytes, or 32 with timestamps (FORMAT.md, "Video"): width, height (pixels),
+    frame rate as num/den, frame count, nominal quality (centi-units: the first I-frame's; every
+    frame carries its own), GOP length (frames per data segment), and the source's colour format
+    (``colour``: bit 0 BT.601 else BT.709, bit 1 full range, bit 2 RGB / 4:4:4 source), which the
+    decoder's file writers use to give the source's format back.
+
+    ``tb_num``/``tb_den``: the time base (seconds per tick) of the presentation timestamps every
+    GOP segment then carries (format version 3, a variable-rate source); ``0/0``: none, frame
+    ``i`` is shown at ``i / fps`` (the 24-byte block of versions 1-2 and constant-rate sources).
+    """
 
     width: int
     height: int
@@ -186,12 +194,21 @@ class VideoParams:
     quality: int
     gop: int
     colour: int = 0
+    tb_num: int = 0
+    tb_den: int = 0
 
     _S = struct.Struct("<HHIIIHBBI")
+    _TB = struct.Struct("<II")
+    FLAG_TIMESTAMPS = 1
+
+    @property
+    def timestamps(self) -> bool:
+        """Whether the GOP segments carry presentation timestamps (FORMAT.md, "Timestamps")."""
+        return self.tb_num != 0
 
     def to_bytes(self) -> bytes:
         self.check()
-        return self._S.pack(
+        block = self._S.pack(
             self.width,
             self.height,
             self.fps_num,
@@ -199,18 +216,28 @@ class VideoParams:
             self.frames,
             self.quality,
             self.colour,
-            0,
+            self.FLAG_TIMESTAMPS if self.timestamps else 0,
             self.gop,
         )
+        return block + self._TB.pack(self.tb_num, self.tb_den) if self.timestamps else block
 
     @classmethod
     def from_bytes(cls, b: bytes) -> VideoParams:
-        if len(b) != cls._S.size:
-            raise CorruptStreamError(f"video parameter block is {len(b)} bytes, expected {cls._S.size}")
-        w, h, num, den, frames, quality, colour, reserved, gop = cls._S.unpack(b)
-        if reserved:
-            raise CorruptStreamError("reserved header byte is not zero")
-        p = cls(w, h, num, den, frames, quality, gop, colour)
+        if len(b) not in (cls._S.size, cls._S.size + cls._TB.size):
+            raise CorruptStreamError(
+                f"video parameter block is {len(b)} bytes, expected {cls._S.size} "
+                f"(or {cls._S.size + cls._TB.size} with timestamps)"
+            )
+        w, h, num, den, frames, quality, colour, flags, gop = cls._S.unpack_from(b)
+        if flags & ~cls.FLAG_TIMESTAMPS:
+            raise CorruptStreamError(f"unknown video flags 0x{flags:02x}")
+        timed = bool(flags & cls.FLAG_TIMESTAMPS)
+        if timed != (len(b) > cls._S.size):
+            raise CorruptStreamError("video block length does not match its timestamp flag")
+        tb = cls._TB.unpack_from(b, cls._S.size) if timed else (0, 0)
+        if timed and 0 in tb:
+            raise CorruptStreamError("zero timestamp time base")
+        p = cls(w, h, num, den, frames, quality, gop, colour, *tb)
         p.check()
         return p
 
@@ -231,6 +258,10 @@ class VideoParams:
             or not 0 <= self.colour < 8
         ):
             raise CorruptStreamError("invalid frame rate, GOP, quality or colour format")
+        if (self.tb_num == 0) != (self.tb_den == 0) or not (
+            0 <= self.tb_num < 1 << 31 and 0 <= self.tb_den < 1 << 31
+        ):
+            raise CorruptStreamError("invalid timestamp time base")
 
     @property
     def fps(self) -> float:
@@ -264,6 +295,9 @@ class VideoParams:
             "colour": ("bt601" if self.colour & 1 else "bt709")
             + (" full" if self.colour & 2 else " limited")
             + (" rgb" if self.colour & 4 else " 4:2:0"),
+            "timestamps": f"stored (time base {self.tb_num}/{self.tb_den} s)"
+            if self.timestamps
+            else "none (constant rate)",
             "kbps": total_bytes * 8 / self.seconds / 1000,
             "bpp": total_bytes * 8 / (self.width * self.height * self.frames),
         }

@@ -223,8 +223,9 @@ def encode(
         model: shipped model name (``ncodec models``); default per medium.
         device: ``cpu`` or ``cuda`` for the transforms (entropy coding and table selection are
             exact and identical on both).
-        options: the medium's own, e.g. ``tile`` (image tile edge in pixels, a multiple of 64 in
-            64..4096) or ``chunk`` (audio samples per chunk).
+        options: the medium's own, e.g. ``tile`` (image segment edge in pixels, a multiple of 64
+            in 64..4096: the unit of entropy coding and region decode) or ``chunk`` (audio
+            samples per chunk).
 
     Raises:
         UnsupportedInputError: the object is not a supported medium, or the file unreadable.
@@ -272,8 +273,11 @@ def _open_stream(reader: StreamReader, device: str) -> tuple[MediumCodec, Any, A
     return codec, params, m
 
 
-def decode(data: bytes | str | os.PathLike, *, device: str = "cpu") -> Any:
-    """Decodes an ``.ncb`` stream (bytes, or a file name) to its medium's object:
+def decode(
+    data: bytes | str | os.PathLike, *, device: str = "cpu", region: tuple[int, int, int, int] | None = None
+) -> Any:
+    """Decodes an ``.ncb`` stream (bytes, or a file name) to its medium's object (``region``:
+    only the pixels ``(x, y, width, height)`` of an image, decoding only the segments under it):
 
     * image: a ``PIL.Image.Image``, mode ``RGB``, ``L`` (grayscale sources) or ``RGBA`` (sources
       with alpha), of the coded size;
@@ -289,6 +293,8 @@ def decode(data: bytes | str | os.PathLike, *, device: str = "cpu") -> Any:
     reader = StreamReader(io.BytesIO(bytes(data)))
     device = _check_device(device)
     codec, params, m = _open_stream(reader, device)
+    if region is not None:
+        return next(iter(codec.decode_range_stream(m, params, reader, region=region, device=device)))
     return codec.decode(m, params, reader.segments(), device=device)
 
 
@@ -615,13 +621,15 @@ def decode_file(
     format: str | None = None,
     start: float | None = None,
     frames: int | None = None,
+    region: tuple[int, int, int, int] | None = None,
 ) -> DecodeReport:
     """Decodes the ``.ncb`` file ``src`` into ``dst``, atomically, reading the stream segment by
     segment. Either may be ``-`` (standard input or output). The output type is ``format`` if
     given, else ``dst``'s suffix (images: PNG, JPEG, WebP, TIFF, BMP, PPM; audio: WAV, FLAC,
     MP3, Opus, Ogg (Opus), M4A (AAC); video: MKV (FFV1), MP4 (x264), Y4M), else the medium's
     default (PNG, WAV, MKV). ``start`` (seconds) and ``frames`` decode a range of a video,
-    seeking through the index to the group of frames that holds the start."""
+    seeking through the index to the group of frames that holds the start; ``region``
+    ``(x, y, width, height)`` (pixels) decodes only that part of an image."""
     src, dst = Path(src), Path(dst)
     if str(dst) != STDIO and dst.exists() and not force:
         raise OutputExistsError(f"{dst} exists")
@@ -638,12 +646,14 @@ def decode_file(
         reader = StreamReader(f)
         codec, params, m = _open_stream(reader, device)
         suffix = output_suffix(codec, dst, format)
-        if start is None and frames is None:
+        if start is None and frames is None and region is None:
             pieces = codec.decode_stream(
                 m, params, reader.segments(), device=device, progress=_progress(progress, codec.name)
             )
         else:
-            pieces = codec.decode_range_stream(m, params, reader, start=start, frames=frames, device=device)
+            pieces = codec.decode_range_stream(
+                m, params, reader, start=start, frames=frames, region=region, device=device
+            )
         written = [0]
 
         def counted(it: Iterable[Any]) -> Iterable[Any]:
@@ -655,6 +665,8 @@ def decode_file(
     size = codec.decoded_shape(params)
     if start is not None or frames is not None:  # a range: the frames actually written
         size = (*size[:-1], written[0])
+    if region is not None:
+        size = tuple(region[2:])
     return DecodeReport(str(src), str(dst), codec.name, size, time.perf_counter() - t0)
 
 

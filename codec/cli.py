@@ -31,6 +31,17 @@ TRAINERS = {"image": "ncodec.models.train", "audio": "ncodec.models.train_audio"
 """``ncodec train WHAT``: the trainer module, imported only when it runs (each has ``main(argv)``)."""
 
 
+def _region(text: str) -> tuple[int, int, int, int]:
+    """``X,Y,W,H`` -> a region in pixels (argparse type)."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,W,H (four integers), not {text!r}") from None
+    if min(x, y) < 0 or min(w, h) < 1:
+        raise argparse.ArgumentTypeError(f"region {text}: X,Y must be >= 0 and W,H >= 1")
+    return x, y, w, h
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -75,7 +86,9 @@ def get_parser() -> argparse.ArgumentParser:
     rate.add_argument("--target-kbps", type=float, help="kbit/s of the whole stream (audio)")
     e.add_argument("--model", help="shipped model name (see 'ncodec models')")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
-    e.add_argument("--tile", type=int, default=None, help="image tile edge in pixels (multiple of 64)")
+    e.add_argument(
+        "--tile", type=int, default=None, help="image segment edge in pixels (multiple of 64; default 1024)"
+    )
     e.add_argument(
         "--effort",
         type=int,
@@ -101,6 +114,13 @@ def get_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--device", default="cpu", help="cpu or cuda")
     d.add_argument("--force", "-f", action="store_true", help="overwrite the output")
+    d.add_argument(
+        "--region",
+        type=_region,
+        default=None,
+        metavar="X,Y,W,H",
+        help="image: decode only this rectangle (pixels), reading only the segments under it",
+    )
     add_video_args(d, "decode")
     folder_options(d)
 
@@ -257,6 +277,7 @@ def _run(args: argparse.Namespace) -> int:
             format=args.format,
             start=args.start,
             frames=args.frames,
+            region=args.region,
         )
         shape = {
             "audio": lambda s: f"{s[0]} ch x {s[1]} samples",

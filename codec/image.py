@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,8 +35,16 @@ from ncodec.bitstream.params import MAX_PIXELS, ImageParams
 from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
 from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
 from ncodec.models.image_model import DOWNSAMPLE, ImageModel
-from ncodec.models.latent_codecs import LatentCodec, split_parts
+from ncodec.models.latent_codecs import HyperpriorCodec, StagedCodec, join_parts, split_parts
 from ncodec.models.latent_opt import EFFORTS, refine_residuals
+from ncodec.models.windows import (
+    SYNTH_BLOCK,
+    SYNTH_HALO,
+    Rect,
+    analyse_windowed,
+    prior_windowed,
+    synthesize_windowed,
+)
 
 DEFAULT_TILE = 1024
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".gif"})
@@ -190,7 +198,7 @@ def read_image(path: Path) -> Image.Image:
 
 
 def tiles(params: ImageParams) -> list[tuple[int, int, int, int]]:
-    """Tile rectangles ``(x0, y0, w, h)`` in raster order."""
+    """Tile (layout 0) or segment (layout 1) rectangles ``(x0, y0, w, h)`` in pixels, raster order."""
     t = params.tile
     return [
         (tx * t, ty * t, min(t, params.width - tx * t), min(t, params.height - ty * t))
@@ -207,41 +215,52 @@ def _to_tensor(rgb: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0).to(device)
 
 
-SYNTH_BLOCK = 64
-"""Latents per side that ``g_s`` runs on at once (1024 pixels): a larger tile (streams may declare
-up to 4096) is synthesised in blocks, so its memory is that of a 1024-pixel tile, not 16 times it."""
-SYNTH_HALO = 6
-"""Latents of context on each side of a block, more than ``g_s``'s reach (four stride-2
-transposed 5x5 convolutions: under 4 latents), so blocks give the whole tile's pixels (up to
-float rounding)."""
+@dataclass(frozen=True)
+class Picture:
+    """The geometry of a layout-1 image: the whole picture's latent grid and its segments.
+
+    ``segments[k]`` is segment ``k``'s rectangle in hyper-latent units ``(x0, y0, x1, y1)``
+    (latents: 4x, pixels: 64x); the hyper-latents of the whole picture are ``z_shape``."""
+
+    params: ImageParams
+    m: int
+    n: int
+
+    @property
+    def z_shape(self) -> tuple[int, int, int, int]:
+        p = self.params
+        return (1, self.n, -(-p.height // DOWNSAMPLE), -(-p.width // DOWNSAMPLE))
+
+    @property
+    def y_size(self) -> tuple[int, int]:
+        """(height, width) of the latent grid."""
+        return 4 * self.z_shape[2], 4 * self.z_shape[3]
+
+    @property
+    def segments(self) -> list[Rect]:
+        _, _, hz, wz = self.z_shape
+        t = self.params.tile // DOWNSAMPLE
+        return [(x, y, min(x + t, wz), min(y + t, hz)) for y in range(0, hz, t) for x in range(0, wz, t)]
+
+    def parts(self, k: int, codec: StagedCodec) -> int:
+        """Payload parts of segment ``k``: its latents' (and, in segment 0, the hyper-latents')."""
+        return codec.parts if k == 0 else codec.parts - 1
+
+    def prior(self, codec: StagedCodec, z_hat: torch.Tensor, rect: Rect) -> tuple[torch.Tensor, ...]:
+        return prior_windowed(codec.prior, z_hat, rect, self.m)
+
+
+def _crop(t: torch.Tensor, rect: Rect) -> torch.Tensor:
+    """Latents of a hyper-latent-unit rectangle."""
+    x0, y0, x1, y1 = rect
+    return t[..., 4 * y0 : 4 * y1, 4 * x0 : 4 * x1]
 
 
 def synthesize_tile(
     model: ImageModel, ys_hat: torch.Tensor, w: int, h: int, quality: float, block: int = SYNTH_BLOCK
 ) -> np.ndarray:
-    """Dequantised scaled latents of one tile -> uint8 ``[h, w, 3]``, in blocks of at most
-    ``block`` latents a side (plus :data:`SYNTH_HALO`)."""
-    lh, lw = ys_hat.shape[-2:]
-    if lh <= block and lw <= block:
-        x = model.synthesize(ys_hat, quality)[0, :, :h, :w]
-        return (x.mul(255).round_().to(torch.uint8)).permute(1, 2, 0).cpu().numpy()
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    up = 16  # g_s's stride
-    for by in range(0, lh, block):
-        for bx in range(0, lw, block):
-            ph, pw = min(block * up, h - by * up), min(block * up, w - bx * up)
-            if ph <= 0 or pw <= 0:  # padding only
-                continue
-            y0, x0 = max(by - SYNTH_HALO, 0), max(bx - SYNTH_HALO, 0)
-            y1, x1 = min(by + block + SYNTH_HALO, lh), min(bx + block + SYNTH_HALO, lw)
-            x = model.synthesize(ys_hat[..., y0:y1, x0:x1], quality)[0]
-            oy, ox = (by - y0) * up, (bx - x0) * up
-            x = x[:, oy : oy + ph, ox : ox + pw]
-            out[by * up : by * up + ph, bx * up : bx * up + pw] = (
-                x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-            )
-            del x
-    return out
+    """Dequantised scaled latents of one layout-0 tile -> uint8 ``[h, w, 3]``, in blocks."""
+    return synthesize_windowed(model, ys_hat, quality, (0, 0, w, h), block=block)
 
 
 def _assemble(params: ImageParams, rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
@@ -253,35 +272,12 @@ def _assemble(params: ImageParams, rgb: np.ndarray, alpha: np.ndarray | None) ->
     return Image.fromarray(rgb, "RGB")
 
 
-class TileAnalysis:
-    """One tile's analysis ``g_a(x)``, kept so rate control can try many qualities cheaply.
+class ImageAnalysis(Analysis):
+    """The analysis ``g_a(x)`` of one prepared image (the whole picture, computed in windows),
+    kept so that rate control can try many qualities cheaply.
 
     With an ``effort`` above 0 the residual symbols at each quality are optimised for rate and
-    distortion through the synthesis (:mod:`ncodec.models.latent_opt`), once per quality."""
-
-    def __init__(self, model: ImageModel, rgb: np.ndarray, device: str, effort: int = 0):
-        self.model = model
-        with torch.no_grad():
-            self.y = model.analysis(_to_tensor(rgb, device))
-        self.schedule = EFFORTS[effort]
-        # the target pixels, kept only when refining (the float copy is 4x the tile)
-        self.x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255 if effort else None
-        self._refined: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def latents(self, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled latents ``ys`` and hyper-latents ``z_hat`` at ``quality``."""
-        ys, z_hat = self.model.scale_latents(self.y, quality)
-        if self.schedule is None:
-            return ys, z_hat
-        if quality not in self._refined:
-            x = self.x.to(self.y.device)
-            ys = refine_residuals(self.model, x, ys, z_hat, quality, self.schedule)
-            self._refined[quality] = (ys, z_hat)
-        return self._refined[quality]
-
-
-class ImageAnalysis(Analysis):
-    """Every tile's analysis of one prepared image."""
+    distortion through the synthesis (:mod:`ncodec.models.latent_opt`), segment by segment."""
 
     def __init__(
         self,
@@ -292,13 +288,12 @@ class ImageAnalysis(Analysis):
         progress: Progress,
         effort: int = 0,
     ):
-        self.model, self.prep, self.tile = model, prep, tile
-        self.codec: LatentCodec = model.latent_codec()
-        self.rects = tiles(self._params(0))
-        self.tiles = [
-            TileAnalysis(model, prep.rgb[y0 : y0 + h, x0 : x0 + w], device, effort)
-            for x0, y0, w, h in progress(self.rects)
-        ]
+        self.model, self.prep, self.tile, self.device = model, prep, tile, device
+        self.codec: StagedCodec = model.latent_codec()
+        m, n = model.config["m"], model.config["n"]
+        self.picture = Picture(self._params(0), m, n)
+        self.y = analyse_windowed(model, prep.rgb, DOWNSAMPLE, device, progress=progress)
+        self.schedule = EFFORTS[effort]
         self.alpha = zlib.compress(prep.alpha.tobytes(), 9) if prep.alpha is not None else None
 
     def _params(self, centi_quality: int) -> ImageParams:
@@ -310,16 +305,34 @@ class ImageAnalysis(Analysis):
     def pixels(self) -> int:
         return int(self.prep.rgb.shape[0] * self.prep.rgb.shape[1])
 
+    def _refine(self, ys: torch.Tensor, rect: Rect, z_hat: torch.Tensor, q: float) -> torch.Tensor:
+        """Segment ``rect``'s latents optimised against its pixels (the segment alone: its
+        neighbours' latents are not seen, which costs a little near segment edges)."""
+        x0, y0, x1, y1 = (v * DOWNSAMPLE for v in rect)
+        rgb = self.prep.rgb[y0:y1, x0:x1]
+        x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255).to(self.device)
+        prior = self.picture.prior(HyperpriorCodec(self.model), z_hat, rect)
+        return refine_residuals(self.model, x, ys, z_hat, q, self.schedule, prior=prior)
+
     def encode(self, rate: float) -> Encoded:
         params = self._params(int(round(min(max(rate, 0.0), 100.0) * 100)))
         q = params.quality / 100.0  # the decoder sees only the stored centi-quality
-        coded = [self.codec.compress(*t.latents(q)) for t in self.tiles]
-        payloads = [c.payload for c in coded] + ([self.alpha] if self.alpha is not None else [])
+        pic = self.picture
+        ys, z_hat = self.model.scale_latents(self.y.to(self.device), q)
+        ys, z_hat = ys.cpu(), z_hat.cpu()
+        payloads, ys_hat = [], torch.empty(ys.shape, dtype=torch.float32)
+        for k, rect in enumerate(pic.segments):
+            ys_k = _crop(ys, rect)
+            if self.schedule is not None:
+                ys_k = self._refine(ys_k, rect, z_hat, q)
+            coded = self.codec.compress_latents(ys_k, pic.prior(self.codec, z_hat, rect))
+            _crop(ys_hat, rect)[...] = coded.ys_hat
+            payloads.append(join_parts(([self.codec.code_hyper(z_hat)] if k == 0 else []) + coded.parts))
+        if self.alpha is not None:
+            payloads.append(self.alpha)
 
         def reconstruct() -> Image.Image:
-            rgb = np.empty_like(self.prep.rgb)
-            for (x0, y0, w, h), c in zip(self.rects, coded):
-                rgb[y0 : y0 + h, x0 : x0 + w] = synthesize_tile(self.model, c.ys_hat, w, h, q)
+            rgb = synthesize_windowed(self.model, ys_hat, q, (0, 0, params.width, params.height))
             return _assemble(params, rgb, self.prep.alpha)
 
         return Encoded(params, payloads, reconstruct)
@@ -340,6 +353,110 @@ def _decode_alpha(params: ImageParams, payload: bytes) -> np.ndarray:
     if len(raw) != params.width * params.height or d.unconsumed_tail or not d.eof:
         raise CorruptStreamError("alpha plane has the wrong size")
     return np.frombuffer(raw, dtype=np.uint8).reshape(params.height, params.width)
+
+
+def check_region(region: tuple[int, int, int, int], params: ImageParams) -> tuple[int, int, int, int]:
+    """``(x, y, width, height)`` in pixels, inside the image and not empty.
+
+    Raises:
+        InvalidArgumentError: a region outside the image, or empty.
+    """
+    x, y, w, h = (int(v) for v in region)
+    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > params.width or y + h > params.height:
+        raise InvalidArgumentError(
+            f"region {x},{y},{w},{h} is not inside the {params.width}x{params.height} image"
+        )
+    return x, y, w, h
+
+
+def _take(it: Iterator[bytes], n: int) -> Iterator[bytes]:
+    for _ in range(n):
+        payload = next(it, None)
+        if payload is None:
+            raise CorruptStreamError(f"stream holds fewer segments than its {n} picture segments")
+        yield payload
+
+
+def _decode_tiles(
+    model: ImageModel, params: ImageParams, it: Iterator[bytes], progress: Progress
+) -> np.ndarray:
+    """Layout 0 (format versions 1-2): independent tiles, each with its own hyper-latents."""
+    codec = model.latent_codec()
+    out = np.empty((params.height, params.width, 3), dtype=np.uint8)
+    q = params.quality / 100.0
+    for x0, y0, w, h in progress(tiles(params)):
+        payload = next(it, None)
+        if payload is None:
+            raise CorruptStreamError(f"stream holds fewer segments than its {params.segments} tiles")
+        ys_hat = codec.decompress(split_parts(payload, codec.parts), model.unit_shape(w, h))
+        out[y0 : y0 + h, x0 : x0 + w] = synthesize_tile(model, ys_hat, w, h, q)
+    return out
+
+
+def _decode_segments(
+    model: ImageModel,
+    pic: Picture,
+    payloads: Iterable[tuple[int, bytes]],
+    progress: Progress,
+    area: Rect | None = None,
+    z_hat: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy-decodes picture segments ``(k, payload)`` into the latents of ``area`` (hyper-latent
+    units; default: the whole picture). Segment 0, which holds the hyper-latents, comes first
+    unless ``z_hat`` (decoded before) is given. Returns ``ys_hat`` float32 ``[1, M, 4 h, 4 w]`` of
+    the area and the hyper-latents."""
+    codec: StagedCodec = model.latent_codec()
+    _, _, hz, wz = pic.z_shape
+    ax0, ay0, ax1, ay1 = area or (0, 0, wz, hz)
+    ys_hat = torch.zeros((1, pic.m, 4 * (ay1 - ay0), 4 * (ax1 - ax0)), dtype=torch.float32)
+    for k, payload in progress(payloads):
+        parts = split_parts(payload, pic.parts(k, codec))
+        if k == 0:
+            z_hat = codec.decode_hyper(parts.pop(0), pic.z_shape)
+        if z_hat is None:
+            raise ValueError("segment 0 (the hyper-latents) must be decoded first")
+        x0, y0, x1, y1 = rect = pic.segments[k]
+        if x1 <= ax0 or ax1 <= x0 or y1 <= ay0 or ay1 <= y0:
+            continue  # segment 0, read only for the hyper-latents
+        seg = codec.decompress_latents(parts, pic.prior(codec, z_hat, rect))
+        ys_hat[..., 4 * (y0 - ay0) : 4 * (y1 - ay0), 4 * (x0 - ax0) : 4 * (x1 - ax0)] = seg
+    assert z_hat is not None
+    return ys_hat, z_hat
+
+
+def _decode_picture(model: ImageModel, pic: Picture, it: Iterator[bytes], progress: Progress) -> np.ndarray:
+    """Layout 1: decodes the picture's segments one row of segments at a time and synthesises
+    the pixel rows each row completes, so only about two rows of latents are held at once."""
+    p = pic.params
+    q = p.quality / 100.0
+    per_row = p.tiles_x
+    out = np.empty((p.height, p.width, 3), dtype=np.uint8)
+    buf: torch.Tensor | None = None  # latents of rows [top, top + buf rows), the whole width
+    top, done = 0, 0  # first latent row held; first pixel row not yet synthesised
+    z_hat = None
+    payloads = enumerate(_take(it, len(pic.segments)))
+    for r in progress(range(p.tiles_y)):
+        row = [next(payloads) for _ in range(per_row)]
+        ys_row, z_hat = _decode_segments(model, pic, row, no_progress, _row_area(pic, r), z_hat)
+        buf = ys_row if buf is None else torch.cat([buf, ys_row], dim=2)
+        last = r == p.tiles_y - 1
+        bottom = top + buf.shape[2]
+        # pixel rows whose latents (and the synthesis margin below them) are all decoded
+        limit = p.height if last else min((bottom - SYNTH_HALO) * 16, p.height)
+        if limit > done:
+            rect = (0, done - 16 * top, p.width, limit - 16 * top)
+            out[done:limit] = synthesize_windowed(model, buf, q, rect)
+            done = limit
+        keep = max(done // 16 - SYNTH_HALO - top, 0)  # rows the next band's margin still needs
+        buf, top = buf[:, :, keep:], top + keep
+    return out
+
+
+def _row_area(pic: Picture, r: int) -> Rect:
+    """Segment row ``r`` as a hyper-latent-unit rectangle across the whole width."""
+    x0, y0, _, _ = pic.segments[r * pic.params.tiles_x]
+    _, _, x1, y1 = pic.segments[(r + 1) * pic.params.tiles_x - 1]
+    return x0, y0, x1, y1
 
 
 class ImageCodec(MediumCodec):
@@ -417,16 +534,11 @@ class ImageCodec(MediumCodec):
         progress: Progress = no_progress,
     ) -> Image.Image:
         """Rebuilds the image from its segments (consumed one at a time)."""
-        codec = model.latent_codec()
-        out = np.empty((params.height, params.width, 3), dtype=np.uint8)
-        q = params.quality / 100.0
         it = iter(segments)
-        for x0, y0, w, h in progress(tiles(params)):
-            payload = next(it, None)
-            if payload is None:
-                raise CorruptStreamError(f"stream holds fewer segments than its {params.segments} tiles")
-            ys_hat = codec.decompress(split_parts(payload, codec.parts), model.unit_shape(w, h))
-            out[y0 : y0 + h, x0 : x0 + w] = synthesize_tile(model, ys_hat, w, h, q)
+        if params.layout == 0:
+            rgb = _decode_tiles(model, params, it, progress)
+        else:
+            rgb = _decode_picture(model, Picture(params, model.config["m"], model.config["n"]), it, progress)
         alpha = None
         if params.alpha:
             payload = next(it, None)
@@ -435,7 +547,76 @@ class ImageCodec(MediumCodec):
             alpha = _decode_alpha(params, payload)
         if next(it, None) is not None:
             raise CorruptStreamError("stream holds more segments than the image has tiles")
-        return _assemble(params, out, alpha)
+        return _assemble(params, rgb, alpha)
+
+    def decode_range_stream(
+        self,
+        model: ImageModel,
+        params: ImageParams,
+        reader: Any,
+        *,
+        start: float | None = None,
+        frames: int | None = None,
+        region: tuple[int, int, int, int] | None = None,
+        device: str = "cpu",
+    ) -> Iterator[Image.Image]:
+        """Random access: the pixels ``region = (x, y, width, height)`` (see :meth:`decode_region`)."""
+        if start is not None or frames is not None:
+            raise InvalidArgumentError("images have no frames: decode a region (x, y, width, height)")
+        if region is None:
+            return iter([self.decode(model, params, reader.segments(), device=device)])
+        return iter([self.decode_region(model, params, reader, region)])
+
+    def decode_region(
+        self, model: ImageModel, params: ImageParams, reader: Any, region: tuple[int, int, int, int]
+    ) -> Image.Image:
+        """The pixels ``region = (x, y, width, height)`` only, read through the index of ``reader``
+        (a seekable ``StreamReader``). In a picture-layout stream (version 3) only the segments
+        under the region and its synthesis margin are entropy-decoded and only the region is
+        synthesised; the result equals the same crop of the whole decode within one level (float
+        rounding). Older (tiled) streams are decoded whole, then cropped.
+
+        Raises:
+            InvalidArgumentError: a region outside the image, or empty.
+        """
+        x, y, w, h = check_region(region, params)
+        if params.layout == 0:
+            return self.decode(model, params, reader.segments()).crop((x, y, x + w, y + h))
+        pic = Picture(params, model.config["m"], model.config["n"])
+        ly, lx = pic.y_size
+        # latents the region's pixels depend on, then the segments (hyper-latent units) holding them
+        need = (
+            max(x // 16 - SYNTH_HALO, 0),
+            max(y // 16 - SYNTH_HALO, 0),
+            min(-(-(x + w) // 16) + SYNTH_HALO, lx),
+            min(-(-(y + h) // 16) + SYNTH_HALO, ly),
+        )
+        zneed = (need[0] // 4, need[1] // 4, -(-need[2] // 4), -(-need[3] // 4))
+        picked = [
+            k
+            for k, (x0, y0, x1, y1) in enumerate(pic.segments)
+            if x0 < zneed[2] and zneed[0] < x1 and y0 < zneed[3] and zneed[1] < y1
+        ]
+        area = (
+            min(pic.segments[k][0] for k in picked),
+            min(pic.segments[k][1] for k in picked),
+            max(pic.segments[k][2] for k in picked),
+            max(pic.segments[k][3] for k in picked),
+        )
+        ys_hat, _ = _decode_segments(
+            model, pic, ((k, reader.segment(k)) for k in sorted({0, *picked})), no_progress, area
+        )
+        rgb = synthesize_windowed(
+            model,
+            ys_hat,
+            params.quality / 100,
+            (x - 64 * area[0], y - 64 * area[1], x - 64 * area[0] + w, y - 64 * area[1] + h),
+        )
+        alpha = None
+        if params.alpha:
+            alpha = _decode_alpha(params, reader.segment(params.segments - 1))[y : y + h, x : x + w]
+        crop = ImageParams(w, h, params.channels, params.bit_depth, params.quality, params.tile, params.alpha)
+        return _assemble(crop, rgb, alpha)
 
     def write(self, pieces: Iterable[Image.Image], params: ImageParams, out: BinaryIO, suffix: str) -> None:
         fmt = OUT_FORMATS.get(suffix)

@@ -173,14 +173,15 @@ class MediumCodec(ABC):
         *,
         start: float | None = None,
         frames: int | None = None,
+        region: tuple[int, int, int, int] | None = None,
         device: str = "cpu",
     ) -> Iterator[Any]:
-        """Random access for file output: the pieces from ``start`` seconds, ``frames`` of them,
-        found through the index of ``reader`` (a seekable ``StreamReader``). Media with frames
-        implement it."""
+        """Random access for file output, found through the index of ``reader`` (a seekable
+        ``StreamReader``): the pieces from ``start`` seconds, ``frames`` of them (media with
+        frames), or the pixels of ``region = (x, y, width, height)`` (media with pictures)."""
         from ncodec.codec.errors import InvalidArgumentError
 
-        raise InvalidArgumentError(f"{self.name} streams have no frames to start from")
+        raise InvalidArgumentError(f"{self.name} streams have no frames or regions to decode")
 
     @abstractmethod
     def write(self, pieces: Iterable[Any], params: Any, out: BinaryIO, suffix: str) -> None:

@@ -22,9 +22,17 @@ quality from GOP to GOP. See FORMAT.md, "Video data segments".
 from one analysis); the decoder one GOP's payload and two frames of latents. Frames stream in and
 out (:func:`encode_file`, :meth:`VideoCodec.decode_stream`).
 
+**Timestamps.** A constant-rate source stores none: frame ``i`` is shown at ``i / fps``. A
+variable-rate one (:meth:`~ncodec.codec.video_io.VideoReader.timestamps`) stores its time base in
+the parameter block and, in front of every GOP's frames, the GOP's presentation timestamps (u64
+first tick, then varint deltas; FORMAT.md, "Timestamps"). Decoded frames then carry them
+(:class:`TimedFrame`) and the MKV/MP4 writers use them; Y4M gets the nominal rate.
+
 **Seeking.** :func:`decode_range` reads the index, jumps to the GOP holding the start frame,
 entropy-decodes from the last I-frame at or before it and synthesises only the frames asked for.
-Time ``t`` maps to the frame on screen at ``t``: ``floor(t * fps)``.
+Time ``t`` maps to the frame on screen at ``t``: ``floor(t * fps)``, or with timestamps the last
+frame whose timestamp is ``<= t`` (a binary search over the GOPs' first timestamps, through the
+index).
 
 **Rate control** (:func:`encode_file`): ``quality`` (0..100) codes every GOP at that quality;
 ``target_kbps`` gives each GOP its share of the bytes still left (by frames) and searches the GOP's
@@ -36,7 +44,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -52,6 +60,7 @@ from ncodec.codec.errors import UnsupportedInputError
 from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
 from ncodec.codec.video_io import (
     DEFAULT_GOP,
+    MAX_TICKS,
     OUT_FORMATS,
     Colour,
     VideoReader,
@@ -60,6 +69,7 @@ from ncodec.codec.video_io import (
     parse_fps,
     sniff,
 )
+from ncodec.entropy.varint import read_varint, write_varint
 from ncodec.models.latent_codecs import HyperpriorCodec, LatentCodec, UnitShape, join_parts, split_parts
 
 VIDEO_EXTS = frozenset({".mp4", ".mkv", ".webm", ".y4m", ".mov", ".avi", ".yuv"})
@@ -68,6 +78,7 @@ P_OFFSET = 0.0
 """Quality units P-frames are coded below their GOP's I-frame (0 until a P-frame codec is measured)."""
 I_FRAME, P_FRAME = 0, 1
 FRAME_HEAD = struct.Struct("<BH")
+TS_FIRST = struct.Struct("<Q")
 DOWNSAMPLE = 64
 
 
@@ -214,10 +225,95 @@ def gop_frames(params: VideoParams, k: int) -> int:
     return min(params.gop, params.frames - k * params.gop)
 
 
+# ---- timestamps ------------------------------------------------------------------------------
+
+
+class TimedFrame(np.ndarray):
+    """A decoded frame (uint8 ``[H, W, 3]``, an ``ndarray``) of a stream with timestamps: ``pts``
+    is its presentation time in ticks of ``time_base`` (seconds per tick) from the stream's first
+    frame. Frames of constant-rate streams are plain arrays."""
+
+    pts: int | None = None
+    time_base: Fraction | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.pts = getattr(obj, "pts", None)
+        self.time_base = getattr(obj, "time_base", None)
+
+    @property
+    def time(self) -> Fraction | None:
+        """Presentation time in seconds."""
+        return None if self.pts is None else self.pts * self.time_base
+
+
+def _timed(rgb: np.ndarray, pts: int, time_base: Fraction) -> TimedFrame:
+    f = rgb.view(TimedFrame)
+    f.pts, f.time_base = pts, time_base
+    return f
+
+
+def time_base(params: VideoParams) -> Fraction | None:
+    """The time base (seconds per tick) of a stream's timestamps; ``None`` when it has none."""
+    return Fraction(params.tb_num, params.tb_den) if params.timestamps else None
+
+
+def timestamp_block(ticks: Sequence[int]) -> bytes:
+    """A GOP's timestamp block: u64 first tick, then each later frame's delta as a varint."""
+    out = bytearray(TS_FIRST.pack(ticks[0]))
+    for a, b in zip(ticks, ticks[1:]):
+        write_varint(out, b - a)
+    return bytes(out)
+
+
+def check_timestamps(ticks: Sequence[int], n_frames: int) -> None:
+    """What a stream can hold: ``n_frames`` ticks from 0, strictly increasing, deltas below
+    ``2**32`` and all below :data:`MAX_TICKS` (raises ``UnsupportedInputError`` otherwise)."""
+    if len(ticks) != n_frames:
+        raise UnsupportedInputError(f"{len(ticks)} timestamps for {n_frames} frames")
+    if ticks[0] != 0 or ticks[-1] >= MAX_TICKS:
+        raise UnsupportedInputError(f"timestamps must start at 0 and stay below {MAX_TICKS} ticks")
+    if any(not 0 < b - a < 1 << 32 for a, b in zip(ticks, ticks[1:])):
+        raise UnsupportedInputError("timestamps must increase, by less than 2**32 ticks a frame")
+
+
+def gop_timestamps(params: VideoParams, payload: bytes, k: int) -> tuple[list[int] | None, int]:
+    """GOP ``k``'s timestamps (ticks) and where its frames start in ``payload``: ``(None, 0)``
+    for a stream without timestamps.
+
+    Raises:
+        CorruptStreamError: a block that is truncated or holds a value out of range (GOP 0 must
+            start at 0, every delta is ``1..2**32-1``, every tick below ``2**53``).
+    """
+    if not params.timestamps:
+        return None, 0
+    n = gop_frames(params, k)
+    if len(payload) < TS_FIRST.size + (n - 1):  # every delta takes a byte at least
+        raise CorruptStreamError(f"GOP {k}: the timestamp block overruns its segment")
+    (t,) = TS_FIRST.unpack_from(payload)
+    if t >= MAX_TICKS or (k == 0 and t != 0):
+        raise CorruptStreamError(f"GOP {k}: first timestamp {t} out of range")
+    ticks, pos = [t], TS_FIRST.size
+    for _ in range(n - 1):
+        d, pos = read_varint(payload, pos)
+        t += d
+        if d == 0 or t >= MAX_TICKS:
+            raise CorruptStreamError(f"GOP {k}: timestamps do not increase, or leave the range")
+        ticks.append(t)
+    return ticks, pos
+
+
+def _check_order(prev: list[int] | None, ticks: list[int] | None, k: int) -> list[int] | None:
+    """GOP ``k``'s first timestamp must follow the previous GOP's last (when both are known)."""
+    if prev is not None and ticks is not None and ticks[0] <= prev[-1]:
+        raise CorruptStreamError(f"GOP {k} starts at or before the end of GOP {k - 1}")
+    return ticks
+
+
 def _split_gop(params: VideoParams, payload: bytes, k: int) -> list[tuple[int, int, bytes]]:
-    """``(type, centi-quality, parts payload)`` of every frame of GOP ``k``."""
+    """``(type, centi-quality, parts payload)`` of every frame of GOP ``k`` (after its timestamps)."""
     out = []
-    for j, fp in enumerate(split_parts(payload, gop_frames(params, k))):
+    _, at = gop_timestamps(params, payload, k)
+    for j, fp in enumerate(split_parts(payload[at:], gop_frames(params, k))):
         if len(fp) < FRAME_HEAD.size:
             raise CorruptStreamError(f"frame {k * params.gop + j}: payload shorter than its head")
         ftype, qc = FRAME_HEAD.unpack_from(fp)
@@ -239,11 +335,14 @@ def decode_gop(
 ) -> Iterator[np.ndarray]:
     """Decodes GOP ``k``'s frames ``first..last-1`` (in-GOP indexes) to uint8 ``[H, W, 3]``.
     Frames before ``first`` are entropy-decoded only as far as P-frames need them (from the last
-    I-frame at or before ``first``) and never synthesised.
+    I-frame at or before ``first``) and never synthesised. With timestamps, the frames are
+    :class:`TimedFrame` s.
 
     Raises:
-        CorruptStreamError: a damaged GOP (bad framing, frame heads or latent payloads).
+        CorruptStreamError: a damaged GOP (bad framing, timestamps, frame heads or latent payloads).
     """
+    ticks, _ = gop_timestamps(params, payload, k)
+    tb = time_base(params)
     frames = _split_gop(params, payload, k)
     last = len(frames) if last is None else min(last, len(frames))
     start = max(j for j in range(first + 1) if frames[j][0] == I_FRAME)
@@ -269,7 +368,8 @@ def decode_gop(
             raise CorruptStreamError(f"frame {n} is damaged ({e})") from None
         refs = [(ys_hat, q)] + refs[:1]
         if j >= first:
-            yield synthesize_frame(vm, ys_hat, params.width, params.height, q)
+            rgb = synthesize_frame(vm, ys_hat, params.width, params.height, q)
+            yield rgb if ticks is None else _timed(rgb, ticks[j], tb)
 
 
 # ---- in-memory video ---------------------------------------------------------------------------
@@ -279,11 +379,14 @@ def decode_gop(
 class Video:
     """A video in memory or streamed: ``frames`` is an array ``[T, H, W, 3]`` uint8 or an iterable
     of ``[H, W, 3]`` uint8 frames (for example a :class:`~ncodec.codec.video_io.VideoReader`),
-    ``fps`` the frame rate, ``colour`` the source's colour format (for writing files back)."""
+    ``fps`` the frame rate, ``colour`` the source's colour format (for writing files back),
+    ``times`` the frames' presentation times in seconds from the first when a decoded stream
+    stored them (``None``: frame ``i`` at ``i / fps``; in-memory encodes are constant-rate)."""
 
     frames: Any
     fps: Fraction = Fraction(25)
     colour: Colour = Colour()
+    times: list[Fraction] | None = None
 
 
 def _check_frame(rgb: Any, shape: tuple[int, int] | None, n: int) -> np.ndarray:
@@ -440,12 +543,17 @@ def encode_frames(
     p_offset: float = P_OFFSET,
     device: str = "cpu",
     progress: Progress = no_progress,
+    timestamps: tuple[Fraction, Sequence[int]] | None = None,
 ) -> EncodeStats:
     """Encodes ``n_frames`` RGB frames (any iterable: they are consumed one at a time) to the
     stream ``out``, one GOP in memory at a time. See the module docstring for the rate control.
+    ``timestamps``: ``(time base, ticks)`` of a variable-rate source (every frame's presentation
+    time in ticks from the first, see :func:`check_timestamps`), stored in the stream; ``None``:
+    frame ``i`` is shown at ``i / fps`` and nothing is stored.
 
     Raises:
-        UnsupportedInputError: frames of the wrong type or size, or not ``n_frames`` of them.
+        UnsupportedInputError: frames of the wrong type or size, or not ``n_frames`` of them;
+            timestamps the stream cannot hold.
         ValueError: bad options.
     """
     if quality is not None and target_kbps is not None:
@@ -460,6 +568,14 @@ def encode_frames(
         raise UnsupportedInputError(f"video of {n_frames} frames (1..{MAX_FRAMES} supported)")
     gop = int(gop)
     fps = parse_fps(fps)
+    tb_num = tb_den = 0
+    if timestamps is not None:
+        tb = Fraction(timestamps[0])
+        ticks = timestamps[1]
+        check_timestamps(ticks, n_frames)
+        if not (0 < tb.numerator < 1 << 31 and tb.denominator < 1 << 31):
+            raise UnsupportedInputError(f"timestamp time base {tb} outside 1/(2**31-1)..2**31-1")
+        tb_num, tb_den = tb.numerator, tb.denominator
     vm = video_model(model, device)
     seconds = n_frames / float(fps)
     q = DEFAULT_QUALITY if quality is None else float(quality)
@@ -480,13 +596,14 @@ def encode_frames(
             a = _check_frame(f, shape, done + len(ys))
             shape = a.shape[:2]
             ys.append(analyse_frame(vm, a, device))
+        head = b"" if not tb_num else timestamp_block(ticks[done : done + len(ys)])
         if budget is None:
             coded = code_gop(vm, ys, q, p_offset)
             tries += 1
         else:
             # header (written with the first GOP), segment heads, index and end record
             left = budget - (counter.n or 64 + len(vm.model_id)) - 9 * (n_gops - k) - 8 * n_gops - 34
-            goal = max(left * len(ys) / (n_frames - done), 16.0)
+            goal = max(left * len(ys) / (n_frames - done) - len(head), 16.0)
             n_seen = [0]
 
             def code(qq: float, ys=ys, n_seen=n_seen) -> CodedGop:
@@ -498,12 +615,21 @@ def encode_frames(
         if writer is None:
             h, w = shape
             params = VideoParams(
-                w, h, fps.numerator, fps.denominator, n_frames, _centi(q), gop, colour.to_byte()
+                w,
+                h,
+                fps.numerator,
+                fps.denominator,
+                n_frames,
+                _centi(q),
+                gop,
+                colour.to_byte(),
+                tb_num,
+                tb_den,
             )
             writer = StreamWriter(
                 counter, Header(MEDIA_VIDEO, vm.model_id, vm.digest[:16], params.to_bytes())
             )
-        writer.write_segment(coded.payload)
+        writer.write_segment(head + coded.payload)
         qualities.append(q)
         done += len(ys)
     if next(it, None) is not None:
@@ -526,12 +652,23 @@ def encode_file(
     **options: Any,
 ) -> EncodeStats:
     """Encodes the video file ``src`` to the binary file ``out``, streaming (options as
-    :func:`encode_frames`; ``size``/``fps`` for raw ``.yuv`` input, ``fps`` overrides a file's rate)."""
+    :func:`encode_frames`; ``size``/``fps`` for raw ``.yuv`` input, ``fps`` overrides a file's rate
+    and then frames are coded at that constant rate). A variable-rate source's timestamps are
+    stored (:meth:`~ncodec.codec.video_io.VideoReader.timestamps`)."""
     reader = VideoReader(src, size=size, fps=fps)
     n = reader.count_frames()
     if n < 1:
         raise UnsupportedInputError(f"{src}: no video frames")
-    return encode_frames(model, reader, out, n_frames=n, fps=reader.fps, colour=reader.colour, **options)
+    return encode_frames(
+        model,
+        reader,
+        out,
+        n_frames=n,
+        fps=reader.fps,
+        colour=reader.colour,
+        timestamps=reader.timestamps(),
+        **options,
+    )
 
 
 # ---- decoding ---------------------------------------------------------------------------------
@@ -545,24 +682,75 @@ def decode_frames(
     device: str = "cpu",
     progress: Progress = no_progress,
 ) -> Iterator[np.ndarray]:
-    """Decodes a stream's segments as they come; yields its ``params.frames`` frames."""
+    """Decodes a stream's segments as they come; yields its ``params.frames`` frames
+    (:class:`TimedFrame` s when the stream stores timestamps)."""
     vm = video_model(model, device)
     it = iter(segments)
+    prev = None
     for k in progress(range(params.segments)):
         payload = next(it, None)
         if payload is None:
             raise CorruptStreamError(f"stream holds fewer segments than its {params.segments} GOPs")
+        prev = _check_order(prev, gop_timestamps(params, payload, k)[0], k)
         yield from decode_gop(vm, params, payload, k)
     if next(it, None) is not None:
         raise CorruptStreamError("stream holds more segments than the video has GOPs")
 
 
-def start_frame(params: VideoParams, start_seconds: float) -> int:
-    """The frame on screen at ``start_seconds``: ``floor(t * fps)`` (exact for rational ``t``)."""
-    if not start_seconds >= 0:
+def _seconds(start_seconds: float | Fraction) -> Fraction:
+    if not start_seconds >= 0 or not math.isfinite(start_seconds):
         raise ValueError(f"start must be a non-negative number of seconds, got {start_seconds}")
-    t = Fraction(str(start_seconds)) if not isinstance(start_seconds, Fraction) else start_seconds
-    return math.floor(t * params.fps_num / params.fps_den)
+    return Fraction(str(start_seconds)) if not isinstance(start_seconds, Fraction) else start_seconds
+
+
+def start_frame(params: VideoParams, start_seconds: float) -> int:
+    """The frame on screen at ``start_seconds`` at the nominal rate: ``floor(t * fps)`` (exact
+    for rational ``t``). Streams with timestamps seek with :func:`seek_frame`."""
+    return math.floor(_seconds(start_seconds) * params.fps_num / params.fps_den)
+
+
+def seek_frame(r: StreamReader, params: VideoParams, start_seconds: float) -> int:
+    """The frame on screen at ``start_seconds``: :func:`start_frame` without timestamps; with
+    them, the last frame whose timestamp is ``<= t`` (the last frame shows for one nominal frame
+    time), found by a binary search over the GOPs' first timestamps, reading ``log2(GOPs)``
+    segments through the index. ``params.frames`` when ``t`` is past the end.
+
+    Raises:
+        BitstreamError: a damaged index, segment or timestamp block.
+    """
+    if not params.timestamps:
+        return start_frame(params, start_seconds)
+    target = _seconds(start_seconds) / time_base(params)  # in ticks
+    offsets = r.read_index()
+    if len(offsets) != params.segments:
+        raise CorruptStreamError(f"index lists {len(offsets)} segments, the header implies {params.segments}")
+    seen: dict[int, list[int]] = {}
+
+    def ticks(k: int) -> list[int]:
+        if k not in seen:
+            seen[k] = gop_timestamps(params, r.segment(k), k)[0]
+        return seen[k]
+
+    lo, hi = 0, params.segments - 1  # GOP 0 starts at tick 0 <= target
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ticks(mid)[0] <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    t = ticks(lo)
+    j = max(i for i in range(len(t)) if t[i] <= target)
+    n = lo * params.gop + j
+    frame_ticks = Fraction(params.fps_den, params.fps_num) / time_base(params)
+    if n == params.frames - 1 and target >= t[j] + frame_ticks:
+        return params.frames
+    return n
+
+
+def _check_version(r: StreamReader, params: VideoParams) -> VideoParams:
+    if params.timestamps and r.header.version < 3:
+        raise CorruptStreamError(f"a version {r.header.version} video stream with timestamps")
+    return params
 
 
 def open_stream(f: BinaryIO, device: str = "cpu") -> tuple[StreamReader, VideoParams, Any]:
@@ -578,7 +766,7 @@ def open_stream(f: BinaryIO, device: str = "cpu") -> tuple[StreamReader, VideoPa
     h = r.header
     if h.media != MEDIA_VIDEO:
         raise CorruptStreamError("not a video stream")
-    params = VideoParams.from_bytes(h.params)
+    params = _check_version(r, VideoParams.from_bytes(h.params))
     if h.model_id not in SHIPPED:
         raise ModelMismatchError(h.model_id, h.model_hash.hex(), "(none installed)", "-")
     m = load_model(h.model_id)
@@ -611,8 +799,8 @@ def decode_range(
             r = StreamReader(f)
             if r.header.media != MEDIA_VIDEO:
                 raise CorruptStreamError("not a video stream")
-            params = VideoParams.from_bytes(r.header.params)
-        yield from _decode_range(r, params, model, start_frame(params, start_seconds), frames, device)
+            params = _check_version(r, VideoParams.from_bytes(r.header.params))
+        yield from _decode_range(r, params, model, seek_frame(r, params, start_seconds), frames, device)
     finally:
         if own:
             f.close()
@@ -630,8 +818,10 @@ def _decode_range(
     offsets = r.read_index()
     if len(offsets) != params.segments:
         raise CorruptStreamError(f"index lists {len(offsets)} segments, the header implies {params.segments}")
+    prev = None
     for k in range(first // params.gop, -(-end // params.gop)):
         payload = r.segment(k)  # through the index; checks the segment is the k-th
+        prev = _check_order(prev, gop_timestamps(params, payload, k)[0], k)
         lo = max(first - k * params.gop, 0)
         hi = min(end - k * params.gop, gop_frames(params, k))
         yield from decode_gop(vm, params, payload, k, lo, hi)
@@ -698,10 +888,15 @@ class VideoCodec(MediumCodec):
         device: str = "cpu",
         progress: Progress = no_progress,
     ) -> Video:
-        """The whole video in memory (``Video.frames`` is ``[T, H, W, 3]`` uint8)."""
+        """The whole video in memory (``Video.frames`` is ``[T, H, W, 3]`` uint8; ``Video.times``
+        the stored timestamps in seconds, if any)."""
         frames = list(decode_frames(model, params, segments, device=device, progress=progress))
+        times = [f.time for f in frames] if params.timestamps else None
         return Video(
-            np.stack(frames), Fraction(params.fps_num, params.fps_den), Colour.from_byte(params.colour)
+            np.stack(frames).view(np.ndarray),
+            Fraction(params.fps_num, params.fps_den),
+            Colour.from_byte(params.colour),
+            times,
         )
 
     def decode_stream(
@@ -717,11 +912,20 @@ class VideoCodec(MediumCodec):
         return decode_frames(model, params, segments, device=device, progress=progress)
 
     def write(self, pieces: Iterable[np.ndarray], params: VideoParams, out: BinaryIO, suffix: str) -> None:
-        """Writes frames as MKV (FFV1), MP4 (x264 crf 10) or Y4M (see ``video_io``)."""
+        """Writes frames as MKV (FFV1), MP4 (x264 crf 10) or Y4M (see ``video_io``). With stored
+        timestamps, MKV and MP4 frames get them (:class:`TimedFrame`, from the first frame
+        written, which is at 0); Y4M, and streams without, the nominal rate."""
         fps = Fraction(params.fps_num, params.fps_den)
-        with VideoWriter(out, suffix, params.width, params.height, fps, Colour.from_byte(params.colour)) as w:
+        colour = Colour.from_byte(params.colour)
+        tb = time_base(params)
+        with VideoWriter(out, suffix, params.width, params.height, fps, colour, time_base=tb) as w:
+            base = None
             for f in pieces:
-                w.write(f)
+                pts = getattr(f, "pts", None) if tb is not None else None
+                if pts is not None:
+                    base = pts if base is None else base
+                    pts -= base
+                w.write(f, pts)
 
     def decoded_shape(self, params: VideoParams) -> tuple[int, ...]:
         return params.width, params.height, params.frames
@@ -734,6 +938,7 @@ class VideoCodec(MediumCodec):
         *,
         start: float | None = None,
         frames: int | None = None,
+        region: tuple[int, int, int, int] | None = None,
         device: str = "cpu",
     ) -> Iterator[np.ndarray]:
         """Like :meth:`decode_stream`, from the frame on screen at ``start`` seconds, ``frames``
@@ -742,8 +947,13 @@ class VideoCodec(MediumCodec):
 
         Raises:
             ValueError: a start beyond the end, or a negative count.
+            InvalidArgumentError: a region (video frames are decoded whole).
         """
-        first = start_frame(params, start or 0.0)
+        if region is not None:
+            from ncodec.codec.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("video frames are decoded whole: --region applies to images")
+        first = seek_frame(reader, _check_version(reader, params), start or 0.0)
         if first >= params.frames:
             raise ValueError(f"start frame {first} is beyond the video's {params.frames} frames")
         return _decode_range(reader, params, model, first, frames, device)
@@ -786,11 +996,11 @@ class VideoCodec(MediumCodec):
                 r, params, model = open_stream(f, device)
             else:
                 r = StreamReader(f)
-                params = VideoParams.from_bytes(r.header.params)
+                params = _check_version(r, VideoParams.from_bytes(r.header.params))
             if start is None and frames is None:
                 pieces = decode_frames(model, params, r.segments(), device=device, progress=progress)
             else:
-                pieces = _decode_range(r, params, model, start_frame(params, start or 0.0), frames, device)
+                pieces = _decode_range(r, params, model, seek_frame(r, params, start or 0.0), frames, device)
             n = [0]
 
             def counted() -> Iterator[np.ndarray]:
@@ -814,6 +1024,8 @@ __all__ = [
     "encode_file",
     "decode_frames",
     "decode_range",
+    "seek_frame",
+    "TimedFrame",
     "add_video_args",
     "DEFAULT_GOP",
 ]

@@ -79,6 +79,7 @@ def refine_residuals(
     schedule: Schedule,
     seed: int = 0,
     progress=None,
+    prior: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Optimised scaled latents for one tile.
 
@@ -91,12 +92,14 @@ def refine_residuals(
         quality: 0..100.
         schedule: iterations, learning rate and temperatures.
         progress: called with the iteration number after each step.
+        prior: the hyperprior's ``(mu, table index)`` of ``ys``, when the caller has it (a segment
+            of a picture: the crop of the whole picture's prior); else computed from ``z_hat``.
 
     Returns:
         float64 latents ``ys'`` such that ``round(ys' - mu)`` are the chosen residual symbols (for
         the latent codec's ``compress(ys', z_hat)``).
     """
-    mu, idx = model.hyper(z_hat.cpu(), tuple(ys.shape))
+    mu, idx = prior if prior is not None else model.hyper(z_hat.cpu(), tuple(ys.shape))
     scales = torch.from_numpy(gaussian_scale_table()).to(torch.float32)
     sigma = scales[idx.clamp(0, scales.numel() - 1)]
     dev = next(model.g_s.parameters()).device

@@ -65,10 +65,58 @@ def test_golden_image_stream():
     assert np.abs(out - ref).max() <= 2  # float synthesis: rounding may differ across machines
 
 
-def test_golden_image_reencodes_to_the_same_bytes():
-    """The encoder side: the same image and quality give the checked-in bytes. (The analysis
-    transform is float: a CPU whose kernels round differently may move a latent by one level;
-    this pins the encoder on the machines the suite runs on.)"""
-    img = Image.open(SAMPLE).convert("RGB").crop((0, 0, 128, 96))
-    # the golden is format version 1: the same header fields and payloads in today's version
-    assert nc.encode(img, quality=50) == upgrade((GOLDEN / "image_v1.ncb").read_bytes())
+def test_golden_v1_upgraded_decodes_the_same():
+    """A version-1 (tiled) stream rewritten in today's version keeps its layout and pixels."""
+    old = (GOLDEN / "image_v1.ncb").read_bytes()
+    up = upgrade(old)
+    assert ImageParams.from_bytes(read_stream(up)[0].params).layout == 0
+    assert np.array_equal(np.asarray(nc.decode(up)), np.asarray(nc.decode(old)))
+
+
+def picture_digest(data: bytes) -> str:
+    """sha256 of the picture's hyper-latents and its decoded fixed-point latents, segment by
+    segment (layout 1)."""
+    from ncodec.codec.image import Picture, _decode_segments
+
+    m = load_model("image-hp-v1")
+    header, segments = read_stream(data)
+    p = ImageParams.from_bytes(header.params)
+    assert p.layout == 1
+    pic = Picture(p, m.config["m"], m.config["n"])
+    ys_hat, z_hat = _decode_segments(m, pic, enumerate(segments[: len(pic.segments)]), lambda it: it)
+    h = hashlib.sha256()
+    for a in (z_hat.numpy(), (ys_hat.double() * 256).round().numpy()):
+        h.update(np.ascontiguousarray(a).astype("<i8").tobytes())
+    return h.hexdigest()
+
+
+def _v3_input() -> Image.Image:
+    return Image.open(SAMPLE).convert("RGB").crop((0, 0, 192, 136))
+
+
+def test_golden_picture_stream():
+    """Version 3: one picture in 3 x 3 segments of 64 pixels (the hyper-latents in segment 0)."""
+    stream, meta, png = GOLDEN / "image_v3.ncb", GOLDEN / "image_v3.json", GOLDEN / "image_v3.png"
+    if os.environ.get("NCODEC_REGEN_GOLDEN") == "1":
+        data = nc.encode(_v3_input(), quality=50, tile=64)
+        stream.write_bytes(data)
+        nc.decode(data).save(png)
+        meta.write_text(
+            json.dumps({"symbols_sha256": picture_digest(data), "bytes": len(data)}, indent=1) + "\n"
+        )
+    if not stream.exists():
+        pytest.fail("golden stream missing: regenerate with NCODEC_REGEN_GOLDEN=1")
+    data = stream.read_bytes()
+    expect = json.loads(meta.read_text())
+    assert len(data) == expect["bytes"] and len(read_stream(data)[1]) == 9
+    assert picture_digest(data) == expect["symbols_sha256"]
+    out = np.asarray(nc.decode(data), dtype=np.int16)
+    ref = np.asarray(Image.open(png), dtype=np.int16)
+    assert np.abs(out - ref).max() <= 2  # float synthesis: rounding may differ across machines
+
+
+def test_golden_picture_reencodes_to_the_same_bytes():
+    """The encoder side: the same image, quality and segment size give the checked-in bytes.
+    (The analysis transform is float: a CPU whose kernels round differently may move a latent by
+    one level; this pins the encoder on the machines the suite runs on.)"""
+    assert nc.encode(_v3_input(), quality=50, tile=64) == (GOLDEN / "image_v3.ncb").read_bytes()

@@ -41,11 +41,25 @@ CHILD = textwrap.dedent(
         return bytes(head) + zd + yd
 
     case, out = sys.argv[1], sys.argv[2]
-    if case.startswith("image"):
+    if case.startswith("picture"):  # version 3: one picture, zero latents in segments of 4096
+        from ncodec.codec.image import Picture
+        from ncodec.models.latent_codecs import join_parts
+        m = load_model("image-hp-v1")
+        w, present = {"picture_8000": (8000, 4), "picture_max_pixels": (16384, 1)}[case]
+        p = ImageParams(w, w, 3, 8, 5000, 4096)
+        pic = Picture(p, m.config["m"], m.config["n"])
+        codec = m.latent_codec()
+        z = torch.zeros(pic.z_shape, dtype=torch.int64)
+        payloads = []
+        for k, rect in enumerate(pic.segments[:present]):
+            prior = pic.prior(codec, z, rect)
+            parts = codec.compress_latents(prior[0], prior).parts
+            payloads.append(join_parts(([codec.code_hyper(z)] if k == 0 else []) + parts))
+    elif case.startswith("image"):
         m = load_model("image-hp-v1")
         w, h, tile, present = {"image_tile4096": (4096, 4096, 4096, 1),
                                "image_max_pixels": (16384, 16384, 4096, 1)}[case]
-        p = ImageParams(w, h, 3, 8, 5000, tile)
+        p = ImageParams(w, h, 3, 8, 5000, tile, layout=0)  # versions 1-2: independent tiles
         payloads = [zero_payload(m, m.unit_shape(tile, tile))] * present
     else:
         from ncodec.codec.audio import FRAME, check_layout
@@ -54,7 +68,7 @@ CHILD = textwrap.dedent(
         p = AudioParams(sr, 8, 0, 120, 2 * 10 * sr, 10 * sr)  # 8 channels, 192 kHz, two 10 s chunks
         lay = check_layout(p)
         payloads = [zero_payload(m, m.unit_shape(8, lay.region(k)[2] // FRAME)) for k in range(2)]
-    data = write_stream(Header(1 if case.startswith("image") else 2, m.model_id, m.digest[:16],
+    data = write_stream(Header(2 if case.startswith("audio") else 1, m.model_id, m.digest[:16],
                                p.to_bytes()), payloads)
     open(out + ".ncb", "wb").write(data)
     """
@@ -90,7 +104,7 @@ def _run(case: str, tmp_path: Path) -> dict:
     """Crafts the stream in one child, decodes it in another (whose peak RSS is the decoder's,
     models and torch included)."""
     out = tmp_path / f"{case}.json"
-    medium = "image" if case.startswith("image") else "audio"
+    medium = "audio" if case.startswith("audio") else "image"
     golden = Path(__file__).parent / "golden" / f"{medium}_v1.ncb"
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     for script, extra in ((CHILD, []), (DECODE, [str(golden)])):
@@ -126,4 +140,19 @@ def test_largest_image_with_missing_tiles_is_refused_within_the_bound(tmp_path: 
     """2**28 pixels declared, one tile present: CorruptStreamError after that tile, and the
     header's size was not turned into touched memory on the way."""
     res = _run("image_max_pixels", tmp_path)
+    assert res["outcome"] == "CorruptStreamError" and res["peak"] < BOUND, res
+
+
+@pytest.mark.slow
+def test_largest_picture_segments_decode_within_the_bound(tmp_path: Path) -> None:
+    """Version 3: an 8000 x 8000 picture in four 4096-pixel segments (the largest a header may
+    declare); latents are decoded a row of segments at a time and synthesised in windows."""
+    res = _run("picture_8000", tmp_path)
+    assert res["outcome"] == "decoded" and res["peak"] < BOUND, res
+
+
+@pytest.mark.slow
+def test_largest_picture_with_missing_segments_is_refused_within_the_bound(tmp_path: Path) -> None:
+    """2**28 pixels declared as one picture, one segment present: CorruptStreamError."""
+    res = _run("picture_max_pixels", tmp_path)
     assert res["outcome"] == "CorruptStreamError" and res["peak"] < BOUND, res

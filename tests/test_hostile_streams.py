@@ -199,17 +199,20 @@ def _with_huge_latent(data: bytes, medium: str) -> bytes:
     header, payloads = read_stream(data)
     m = load_model(header.model_id)
     codec = m.latent_codec()
-    if medium == "image":
-        p = ImageParams.from_bytes(header.params)
-        shape = m.unit_shape(min(p.tile, p.width), min(p.tile, p.height))
+    parts = split_parts(payloads[0], codec.parts)
+    if medium == "image":  # segment 0 of a picture: its latents under the crop of the picture's prior
+        from ncodec.codec.image import Picture
+
+        pic = Picture(ImageParams.from_bytes(header.params), m.config["m"], m.config["n"])
+        z_hat = codec.decode_hyper(parts[0], pic.z_shape)
+        _, idx = pic.prior(codec, z_hat, pic.segments[0])
     else:
         from ncodec.codec.audio import FRAME, check_layout
 
         p = AudioParams.from_bytes(header.params)
         shape = m.unit_shape(p.channels, check_layout(p).region(0)[2] // FRAME)
-    parts = split_parts(payloads[0], codec.parts)
-    z = entropy.decode(parts[0], m.z_indexes(shape.z), m.z_tables)
-    _, idx = m.hyper(torch.from_numpy(z.astype(np.int64)).view(shape.z), shape.y)
+        z = entropy.decode(parts[0], m.z_indexes(shape.z), m.z_tables)
+        _, idx = m.hyper(torch.from_numpy(z.astype(np.int64)).view(shape.z), shape.y)
     idx = idx.to(torch.int32).numpy().reshape(-1)
     sym = entropy.decode(parts[1], idx, m.y_tables)
     sym[0] = 1 << 30

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from ncodec.bitstream.errors import CorruptStreamError
@@ -108,3 +109,57 @@ class LatentCodec(Protocol):
             CorruptStreamError: damaged payload (rANS framing, bad sizes).
         """
         ...
+
+
+class StagedCodec:
+    """A latent codec in two stages: the hyper-latents ``z_hat`` (part 0) give an exact *prior*,
+    a tuple of tensors of the latents' shape (means, table indexes...), under which the latents
+    are coded (parts ``1..parts-1``).
+
+    The split lets an image code its hyper-latents once for the whole picture and its latents in
+    segments, each under the crop of the prior that covers it (:mod:`ncodec.models.windows`).
+    Subclasses implement the four stage methods; :meth:`compress` and :meth:`decompress` code one
+    whole unit."""
+
+    #: number of payload parts, the hyper-latents' included
+    parts: int
+
+    def code_hyper(self, z_hat: Tensor) -> bytes:
+        """Integer hyper-latents ``UnitShape.z`` -> part 0."""
+        raise NotImplementedError
+
+    def decode_hyper(self, part: bytes, z_shape: tuple[int, ...]) -> Tensor:
+        """Part 0 -> hyper-latents (int64, ``z_shape``)."""
+        raise NotImplementedError
+
+    def prior(self, z_hat: Tensor, y_shape: tuple[int, ...]) -> tuple[Tensor, ...]:
+        """Exact: hyper-latents -> the prior's tensors, each of ``y_shape``. Every output position
+        depends on hyper-latents within :data:`ncodec.models.windows.PRIOR_HALO` of it, so the
+        prior of a crop is the crop of the prior (what segments rely on)."""
+        raise NotImplementedError
+
+    def compress_latents(self, ys: Tensor, prior: tuple[Tensor, ...]) -> Coded:
+        """Latents of the prior's shape -> parts ``1..`` and ``ys_hat``."""
+        raise NotImplementedError
+
+    def decompress_latents(self, parts: list[bytes], prior: tuple[Tensor, ...]) -> Tensor:
+        """Parts ``1..`` -> ``ys_hat`` (float64, the prior's shape).
+
+        Raises:
+            CorruptStreamError: damaged payload.
+        """
+        raise NotImplementedError
+
+    def compress(self, ys: Tensor, z_hat: Tensor, context: object | None = None) -> Coded:
+        z_hat = z_hat.cpu().to(torch.int64)
+        coded = self.compress_latents(ys, self.prior(z_hat, tuple(ys.shape)))
+        return Coded([self.code_hyper(z_hat), *coded.parts], coded.ys_hat)
+
+    def decompress(self, parts: list[bytes], shape: UnitShape, context: object | None = None) -> Tensor:
+        if len(parts) != self.parts:
+            raise CorruptStreamError(f"payload of {len(parts)} parts, expected {self.parts}")
+        z = self.decode_hyper(parts[0], shape.z)
+        prior = self.prior(z, shape.y)
+        if tuple(prior[0].shape) != tuple(shape.y):
+            raise CorruptStreamError("latent shape does not match the hyper-latents")
+        return self.decompress_latents(parts[1:], prior)

@@ -23,16 +23,18 @@ from torch import Tensor
 from ncodec import entropy
 from ncodec.bitstream.errors import CorruptStreamError
 from ncodec.models.image_context import FX, T_SCALE, has_net, pass_mask, passes, slice_bounds
-from ncodec.models.latent_codecs.base import Coded, UnitShape
-from ncodec.models.latent_codecs.hyperprior import Y_LIMIT
+from ncodec.models.latent_codecs.base import Coded, StagedCodec
+from ncodec.models.latent_codecs.hyperprior import Y_LIMIT, HyperpriorCodec
 
 
-class ContextCodec:
-    """The ``1 + passes`` part codec of an ``ImageContextModel`` (see the module docstring)."""
+class ContextCodec(StagedCodec):
+    """The ``1 + passes`` part codec of an ``ImageContextModel`` (see the module docstring). Its
+    prior is the hyperprior's ``(mu_h, t_h)``; the context networks refine it pass by pass."""
 
     def __init__(self, model, threads: int | None = None):
         self.model = model
         self.threads = threads
+        self._hyper = HyperpriorCodec(model, threads)  # part 0 is the hyperprior's
         self.cfg = model.context
         self.passes = passes(self.cfg)
         self.parts = 1 + len(self.passes)
@@ -73,19 +75,23 @@ class ContextCodec:
             u_fx[:, c0:c1] = torch.where(mask, (s * inv[t] + FX // 2) >> 8, u_fx[:, c0:c1])
         return ys_hat_fx
 
-    def compress(self, ys: Tensor, z_hat: Tensor, context: object | None = None) -> Coded:
+    def code_hyper(self, z_hat: Tensor) -> bytes:
+        return self._hyper.code_hyper(z_hat)
+
+    def decode_hyper(self, part: bytes, z_shape: tuple[int, ...]) -> Tensor:
+        return self._hyper.decode_hyper(part, z_shape)
+
+    def prior(self, z_hat: Tensor, y_shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        """``(mu_h, t_h)``: the hyperprior's means (int64, units of ``2**-8``) and table indexes."""
+        mu_h, t_h = self.model.hyper_fx(z_hat.cpu().to(torch.int64))
+        if tuple(mu_h.shape) != tuple(y_shape):
+            raise CorruptStreamError("latent shape does not match the hyper-latents")
+        return mu_h, t_h
+
+    def compress_latents(self, ys: Tensor, prior: tuple[Tensor, ...]) -> Coded:
         m = self.model
-        z_hat = z_hat.cpu().to(torch.int64)
-        mu_h, t_h = m.hyper_fx(z_hat)
         ys = ys.cpu().double()
-        parts = [
-            entropy.encode(
-                z_hat.to(torch.int32).numpy().reshape(-1),
-                m.z_indexes(tuple(z_hat.shape)),
-                m.z_tables,
-                threads=self.threads,
-            )
-        ]
+        parts: list[bytes] = []
 
         def code(k, mu_fx, t, mask, c0, c1):
             s = torch.round(ys[:, c0:c1] - mu_fx.double() / FX).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int64)
@@ -99,25 +105,21 @@ class ContextCodec:
             )
             return s
 
-        ys_hat_fx = self._run(mu_h, t_h, code)
+        ys_hat_fx = self._run(*prior, code)
         return Coded(parts, ys_hat_fx.double() / FX)
 
-    def decompress(self, parts: list[bytes], shape: UnitShape, context: object | None = None) -> Tensor:
+    def decompress_latents(self, parts: list[bytes], prior: tuple[Tensor, ...]) -> Tensor:
         m = self.model
-        if len(parts) != self.parts:
-            raise CorruptStreamError(f"context payload of {len(parts)} parts, expected {self.parts}")
-        z = entropy.decode(parts[0], m.z_indexes(shape.z), m.z_tables, threads=self.threads)
-        mu_h, t_h = m.hyper_fx(torch.from_numpy(z.astype(np.int64)).view(shape.z))
-        if tuple(mu_h.shape) != tuple(shape.y):
-            raise CorruptStreamError("latent shape does not match the hyper-latents")
+        if len(parts) != len(self.passes):
+            raise CorruptStreamError(f"context payload of {len(parts) + 1} parts, expected {self.parts}")
 
         def code(k, mu_fx, t, mask, c0, c1):
             idx = t[..., mask].to(torch.int32).numpy().reshape(-1)
-            s = entropy.decode(parts[1 + k], idx, m.y_tables, threads=self.threads)
+            s = entropy.decode(parts[k], idx, m.y_tables, threads=self.threads)
             if s.size and int(np.abs(s).max()) > Y_LIMIT:  # the encoder never writes such values
                 raise CorruptStreamError(f"decoded latent beyond the +-{Y_LIMIT} the encoder writes")
             out = torch.zeros(t.shape, dtype=torch.int64)
             out[..., mask] = torch.from_numpy(s.astype(np.int64)).view(*t.shape[:2], -1)
             return out
 
-        return self._run(mu_h, t_h, code).double() / FX
+        return self._run(*prior, code).double() / FX

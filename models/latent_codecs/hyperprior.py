@@ -20,7 +20,7 @@ from torch import Tensor
 from ncodec import entropy
 from ncodec.bitstream.errors import CorruptStreamError
 from ncodec.entropy.tables import TableSet
-from ncodec.models.latent_codecs.base import Coded, UnitShape
+from ncodec.models.latent_codecs.base import Coded, StagedCodec
 
 Y_LIMIT = 1 << 20
 """The encoder clamps latent residuals to ``+-Y_LIMIT``; the decoder refuses larger values."""
@@ -45,8 +45,9 @@ class HyperpriorModel(Protocol):
         ...
 
 
-class HyperpriorCodec:
-    """The z -> y two-part codec of a :class:`HyperpriorModel` (see the module docstring)."""
+class HyperpriorCodec(StagedCodec):
+    """The z -> y two-part codec of a :class:`HyperpriorModel` (see the module docstring). Its
+    prior is ``(mu, index)``: the means (float64) and Gaussian table indexes (int64)."""
 
     parts = 2
 
@@ -57,32 +58,44 @@ class HyperpriorCodec:
     def symbols(self, ys: Tensor, z_hat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """What the coder sees: residual symbols ``round(ys - mu)`` (int32, clamped), their table
         indexes (int32) and the means ``mu`` (float64), all of ``ys``'s shape."""
-        mu, idx = self.model.hyper(z_hat.cpu(), tuple(ys.shape))
-        sym = torch.round(ys.cpu().double() - mu).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int32)
-        return sym, idx.to(torch.int32), mu
+        mu, idx = self.prior(z_hat, tuple(ys.shape))
+        return self._residuals(ys, mu), idx.to(torch.int32), mu
 
-    def compress(self, ys: Tensor, z_hat: Tensor, context: object | None = None) -> Coded:
+    @staticmethod
+    def _residuals(ys: Tensor, mu: Tensor) -> Tensor:
+        return torch.round(ys.cpu().double() - mu).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int32)
+
+    def code_hyper(self, z_hat: Tensor) -> bytes:
         m = self.model
         z_hat = z_hat.cpu()
-        sym, idx, mu = self.symbols(ys, z_hat)
-        z_data = entropy.encode(
-            z_hat.to(torch.int32).numpy().reshape(-1),
-            m.z_indexes(tuple(z_hat.shape)),
-            m.z_tables,
-            threads=self.threads,
-        )
-        y_data = entropy.encode(
-            sym.numpy().reshape(-1), idx.numpy().reshape(-1), m.y_tables, threads=self.threads
-        )
-        return Coded([z_data, y_data], m.dequantize(sym, mu))
+        sym = z_hat.to(torch.int32).numpy().reshape(-1)
+        return entropy.encode(sym, m.z_indexes(tuple(z_hat.shape)), m.z_tables, threads=self.threads)
 
-    def decompress(self, parts: list[bytes], shape: UnitShape, context: object | None = None) -> Tensor:
+    def decode_hyper(self, part: bytes, z_shape: tuple[int, ...]) -> Tensor:
         m = self.model
-        z = entropy.decode(parts[0], m.z_indexes(shape.z), m.z_tables, threads=self.threads)
-        mu, idx = m.hyper(torch.from_numpy(z.astype(np.int64)).view(shape.z), shape.y)
-        sym = entropy.decode(
-            parts[1], idx.to(torch.int32).numpy().reshape(-1), m.y_tables, threads=self.threads
+        z = entropy.decode(part, m.z_indexes(z_shape), m.z_tables, threads=self.threads)
+        return torch.from_numpy(z.astype(np.int64)).view(z_shape)
+
+    def prior(self, z_hat: Tensor, y_shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        try:
+            return self.model.hyper(z_hat.cpu(), y_shape)
+        except ValueError as e:  # the stream's geometry disagrees with its hyper-latents
+            raise CorruptStreamError(str(e)) from None
+
+    def compress_latents(self, ys: Tensor, prior: tuple[Tensor, ...]) -> Coded:
+        m = self.model
+        mu, idx = prior
+        sym = self._residuals(ys, mu)
+        y_data = entropy.encode(
+            sym.numpy().reshape(-1), idx.to(torch.int32).numpy().reshape(-1), m.y_tables, threads=self.threads
         )
+        return Coded([y_data], m.dequantize(sym, mu))
+
+    def decompress_latents(self, parts: list[bytes], prior: tuple[Tensor, ...]) -> Tensor:
+        m = self.model
+        mu, idx = prior
+        idx32 = idx.to(torch.int32).numpy().reshape(-1)
+        sym = entropy.decode(parts[0], idx32, m.y_tables, threads=self.threads)
         if sym.size and int(np.abs(sym).max()) > Y_LIMIT:  # the encoder never writes such values
             raise CorruptStreamError(f"decoded latent beyond the +-{Y_LIMIT} the encoder writes")
         return m.dequantize(torch.from_numpy(sym).view(mu.shape), mu)

@@ -43,7 +43,15 @@ def one(data: bytes, models: dict) -> None:
                 pass
             return
         codec = m.latent_codec(threads=1)
-        if isinstance(params, ImageParams) and h.media == 1 and m.model_id.startswith("image"):
+        if isinstance(params, ImageParams) and h.media == 1 and params.layout == 1:
+            from ncodec.codec.image import Picture, _decode_segments
+
+            pic = Picture(params, m.config["m"], m.config["n"])
+            if _latents(m.unit_shape(params.width, params.height)) <= MAX_UNIT_LATENTS:
+                _decode_segments(m, pic, zip(range(len(pic.segments)), segments), lambda it: it)
+            for _ in segments:
+                pass
+        elif isinstance(params, ImageParams) and h.media == 1 and m.model_id.startswith("image"):
             from ncodec.codec.image import tiles
 
             rects = tiles(params)
