@@ -276,6 +276,19 @@ def check_timestamps(ticks: Sequence[int], n_frames: int) -> None:
         raise UnsupportedInputError("timestamps must increase, by less than 2**32 ticks a frame")
 
 
+def _checked_timestamps(
+    timestamps: tuple[Fraction, Sequence[int]] | None, n_frames: int
+) -> tuple[int, int, Sequence[int]]:
+    """``(tb num, tb den, ticks)`` of ``timestamps`` checked for a stream (``0, 0, ()``: none)."""
+    if timestamps is None:
+        return 0, 0, ()
+    tb, ticks = Fraction(timestamps[0]), timestamps[1]
+    check_timestamps(ticks, n_frames)
+    if not (0 < tb.numerator < 1 << 31 and tb.denominator < 1 << 31):
+        raise UnsupportedInputError(f"timestamp time base {tb} outside 1/(2**31-1)..2**31-1")
+    return tb.numerator, tb.denominator, ticks
+
+
 def gop_timestamps(params: VideoParams, payload: bytes, k: int) -> tuple[list[int] | None, int]:
     """GOP ``k``'s timestamps (ticks) and where its frames start in ``payload``: ``(None, 0)``
     for a stream without timestamps.
@@ -380,13 +393,22 @@ class Video:
     """A video in memory or streamed: ``frames`` is an array ``[T, H, W, 3]`` uint8 or an iterable
     of ``[H, W, 3]`` uint8 frames (for example a :class:`~ncodec.codec.video_io.VideoReader`),
     ``fps`` the frame rate, ``colour`` the source's colour format (for writing files back),
-    ``times`` the frames' presentation times in seconds from the first when a decoded stream
-    stored them (``None``: frame ``i`` at ``i / fps``; in-memory encodes are constant-rate)."""
+    ``timestamps`` a variable-rate video's ``(time base, ticks)``: every frame's presentation time
+    in ticks of the time base (seconds per tick) from the first frame (``None``: frame ``i`` is
+    shown at ``i / fps``)."""
 
     frames: Any
     fps: Fraction = Fraction(25)
     colour: Colour = Colour()
-    times: list[Fraction] | None = None
+    timestamps: tuple[Fraction, Sequence[int]] | None = None
+
+    @property
+    def times(self) -> list[Fraction] | None:
+        """The frames' presentation times in seconds (``None`` for a constant rate)."""
+        if self.timestamps is None:
+            return None
+        tb, ticks = self.timestamps
+        return [t * tb for t in ticks]
 
 
 def _check_frame(rgb: Any, shape: tuple[int, int] | None, n: int) -> np.ndarray:
@@ -425,6 +447,7 @@ class VideoAnalysis(Analysis):
         if len(self.ys) > MAX_FRAMES:
             raise UnsupportedInputError(f"video of more than {MAX_FRAMES} frames")
         self.height, self.width = shape
+        self.timestamps = video.timestamps
 
     @property
     def seconds(self) -> float:
@@ -432,6 +455,7 @@ class VideoAnalysis(Analysis):
 
     def encode(self, rate: float) -> Encoded:
         qc = _centi(rate)
+        tb_num, tb_den, ticks = _checked_timestamps(self.timestamps, len(self.ys))
         params = VideoParams(
             self.width,
             self.height,
@@ -441,6 +465,8 @@ class VideoAnalysis(Analysis):
             qc,
             self.gop,
             self.colour.to_byte(),
+            tb_num,
+            tb_den,
         )
         gops = [
             code_gop(self.vm, self.ys[i : i + self.gop], qc / 100, self.p_offset)
@@ -451,9 +477,13 @@ class VideoAnalysis(Analysis):
             frames = [
                 synthesize_frame(self.vm, y, self.width, self.height, q) for g in gops for y, q in g.latents
             ]
-            return Video(np.stack(frames), self.fps, self.colour)
+            return Video(np.stack(frames), self.fps, self.colour, self.timestamps)
 
-        return Encoded(params, [g.payload for g in gops], reconstruct)
+        payloads = [g.payload for g in gops]
+        if tb_num:
+            g = self.gop
+            payloads = [timestamp_block(ticks[k * g : (k + 1) * g]) + p for k, p in enumerate(payloads)]
+        return Encoded(params, payloads, reconstruct)
 
 
 # ---- streaming encode -------------------------------------------------------------------------
@@ -568,14 +598,7 @@ def encode_frames(
         raise UnsupportedInputError(f"video of {n_frames} frames (1..{MAX_FRAMES} supported)")
     gop = int(gop)
     fps = parse_fps(fps)
-    tb_num = tb_den = 0
-    if timestamps is not None:
-        tb = Fraction(timestamps[0])
-        ticks = timestamps[1]
-        check_timestamps(ticks, n_frames)
-        if not (0 < tb.numerator < 1 << 31 and tb.denominator < 1 << 31):
-            raise UnsupportedInputError(f"timestamp time base {tb} outside 1/(2**31-1)..2**31-1")
-        tb_num, tb_den = tb.numerator, tb.denominator
+    tb_num, tb_den, ticks = _checked_timestamps(timestamps, n_frames)
     vm = video_model(model, device)
     seconds = n_frames / float(fps)
     q = DEFAULT_QUALITY if quality is None else float(quality)
@@ -721,6 +744,8 @@ def seek_frame(r: StreamReader, params: VideoParams, start_seconds: float) -> in
     if not params.timestamps:
         return start_frame(params, start_seconds)
     target = _seconds(start_seconds) / time_base(params)  # in ticks
+    if target == 0:
+        return 0
     offsets = r.read_index()
     if len(offsets) != params.segments:
         raise CorruptStreamError(f"index lists {len(offsets)} segments, the header implies {params.segments}")
@@ -849,9 +874,10 @@ class VideoCodec(MediumCodec):
 
     def read(self, path: Path | BinaryIO, *, size: Any = None, fps: Any = None) -> Video:
         """A streamed :class:`Video` (frames are decoded as they are consumed) of a path or a
-        seekable binary file."""
+        seekable binary file, with its timestamps if it is variable-rate (read by decoding the
+        file once, without colour conversion)."""
         reader = VideoReader(path, size=size, fps=fps)
-        return Video(reader, reader.fps, reader.colour)
+        return Video(reader, reader.fps, reader.colour, reader.timestamps())
 
     def sniff(self, data: bytes) -> bool:
         return sniff(data)
@@ -888,10 +914,11 @@ class VideoCodec(MediumCodec):
         device: str = "cpu",
         progress: Progress = no_progress,
     ) -> Video:
-        """The whole video in memory (``Video.frames`` is ``[T, H, W, 3]`` uint8; ``Video.times``
-        the stored timestamps in seconds, if any)."""
+        """The whole video in memory (``Video.frames`` is ``[T, H, W, 3]`` uint8; with stored
+        timestamps, ``Video.timestamps``)."""
         frames = list(decode_frames(model, params, segments, device=device, progress=progress))
-        times = [f.time for f in frames] if params.timestamps else None
+        tb = time_base(params)
+        times = None if tb is None else (tb, [f.pts for f in frames])
         return Video(
             np.stack(frames).view(np.ndarray),
             Fraction(params.fps_num, params.fps_den),

@@ -11,9 +11,12 @@ Reading: MP4, MKV, WebM, MOV, AVI, Y4M (any codec FFmpeg decodes) and raw ``.yuv
   source back exactly wherever its YUV lies inside the RGB gamut (elsewhere RGB clips).
   :class:`Colour` records what the source was, so the decoder can write the same format back.
 * **Frame rate and time.** The rate is the stream's average rate (a :class:`~fractions.Fraction`;
-  ``fps`` overrides it); frames are taken as evenly spaced at that rate (variable-rate inputs are
-  coded as constant-rate: frame ``i`` is shown at ``i / fps``). :meth:`VideoReader.timed` yields
-  the source timestamps.
+  ``fps`` overrides it). :meth:`VideoReader.count_frames` also reads every frame's presentation
+  timestamp (``pts``, in the stream's ``time_base``); :meth:`VideoReader.timestamps` gives them,
+  from the first frame, when they are off the nominal grid (a variable-rate source), and ``None``
+  for a constant-rate source (every frame within one tick of ``i / fps``), a raw ``.yuv``, a
+  frame without a timestamp, or an ``fps`` override (which forces a constant rate).
+  :meth:`VideoReader.timed` yields the timestamps in seconds.
 * **Audio.** An audio track is dropped with a one-line warning (:class:`DroppedAudioWarning`): the
   video codec codes pictures only; code the sound separately with ``ncodec encode`` on an audio
   file.
@@ -27,12 +30,16 @@ Writing (:class:`VideoWriter`), frame by frame:
   height), tagged with the matrix and range: visually transparent, about 10x smaller than FFV1;
 * ``.y4m``: raw YUV 4:2:0 (``yuv4mpegpipe``) with the source's range; Y4M has no matrix field, so
   it is written with the matrix readers assume (BT.709 from 720 lines, BT.601 below).
+
+MKV and MP4 frames get the timestamps given to :meth:`VideoWriter.write` (in the writer's
+``time_base``; by default frame ``n`` at ``n / fps``); Y4M has no timestamps (the nominal rate).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +54,9 @@ if TYPE_CHECKING:  # numpy, PyAV and torch load on first use: the CLI's parser i
 OUT_FORMATS = {".mkv": ("matroska", "ffv1"), ".mp4": ("mp4", "libx264"), ".y4m": ("yuv4mpegpipe", "rawvideo")}
 MP4_CRF = 10
 MAX_FPS = 1000
+MAX_TICKS = 1 << 53
+"""Timestamps (in ticks of their time base, from the first frame) must stay below this; deltas
+between frames below ``2**32`` (FORMAT.md, "Timestamps")."""
 DEFAULT_GOP = 16
 """Frames per GOP (segment). All-intra, the GOP only sets the seek granularity and a 17-byte
 segment and index overhead per GOP (0.01 % at 2 Mbit/s, GOP 16, 25 fps); to be re-measured against
@@ -177,7 +187,9 @@ class VideoReader:
 
     Attributes (known after opening): ``width``, ``height``, ``fps`` (Fraction), ``colour``,
     ``frames`` (the container's frame count, or ``None`` when it does not say; exact after
-    :meth:`count_frames`), ``has_audio``.
+    :meth:`count_frames`), ``has_audio``, ``time_base`` (Fraction, of the stream's timestamps;
+    ``None`` when unknown), ``pts`` (every frame's timestamp, after :meth:`count_frames`;
+    ``None`` when a frame has none).
 
     Raises:
         UnsupportedInputError: missing or unreadable file, no video stream, bad raw-YUV geometry.
@@ -199,6 +211,8 @@ class VideoReader:
         self._fps = parse_fps(fps)
         self._pix_fmt = pix_fmt
         self._counted = False
+        self.time_base: Fraction | None = None
+        self.pts: Sequence[int] | None = None
         self._raw = self.path.suffix.lower() == ".yuv" or (
             size is not None and fps is not None and self._file is not None
         )
@@ -213,6 +227,7 @@ class VideoReader:
             rate = st.average_rate or st.guessed_rate or st.base_rate
             self.fps = self._fps or (parse_fps(rate) if rate else None)
             self.frames = int(st.frames) or None
+            self.time_base = Fraction(st.time_base) if st.time_base else None
             first = next(self._decode(c, st), None)
             if first is None:
                 raise UnsupportedInputError(f"{self.path}: no video frames")
@@ -309,20 +324,65 @@ class VideoReader:
 
     def count_frames(self) -> int:
         """The number of frames, exactly: decodes the file once (without colour conversion; a
-        container's count can differ from what decodes), except for raw ``.yuv``."""
+        container's count can differ from what decodes), except for raw ``.yuv``. Records every
+        frame's ``pts`` on the way."""
         if self._counted or self._raw:
             return self.frames
         c = self._open()
         n = 0
+        pts: array | None = array("q")
         try:
-            for _ in self._decode(c, c.streams.video[0]):
+            for fr in self._decode(c, c.streams.video[0]):
                 n += 1
+                if pts is not None:
+                    if fr.pts is None:
+                        pts = None
+                    else:
+                        pts.append(int(fr.pts))
         except Exception as e:
             raise UnsupportedInputError(f"{self.path}: frame {n} is unreadable ({_msg(e)})") from None
         finally:
             c.close()
-        self.frames, self._counted = n, True
+        self.frames, self._counted, self.pts = n, True, pts
         return n
+
+    def timestamps(self) -> tuple[Fraction, Sequence[int]] | None:
+        """``(time base, ticks)``: every frame's presentation time in ticks of the time base
+        (seconds per tick), from the first frame (so the first is 0), made strictly increasing
+        (a repeated or backward ``pts`` becomes its predecessor's plus one tick), when the source
+        is variable-rate; ``None`` when frame ``i`` is within one tick of ``i / fps`` for every
+        frame (constant rate), for raw ``.yuv``, an ``fps`` override, a frame without a ``pts``,
+        or a time base or gap the stream cannot hold (then with a warning: the frames are coded at
+        the nominal rate). Counts the frames first if :meth:`count_frames` has not run."""
+        if self._raw or self._fps is not None:
+            return None
+        self.count_frames()
+        tb, pts = self.time_base, self.pts
+        if tb is None or not pts or len(pts) != self.frames:
+            return None
+        ticks, prev = array("q"), None
+        for p in pts:
+            t = p - pts[0]
+            if prev is not None and t <= prev:
+                t = prev + 1
+            ticks.append(t)
+            prev = t
+        step = 1 / (self.fps * tb)  # ticks per nominal frame
+        if all(abs(t - i * step) <= 1 for i, t in enumerate(ticks)):
+            return None
+        gaps = (b - a for a, b in zip(ticks, ticks[1:]))
+        if (
+            not (0 < tb.numerator < 1 << 31 and tb.denominator < 1 << 31)
+            or ticks[-1] >= MAX_TICKS
+            or any(g >= 1 << 32 for g in gaps)
+        ):
+            warnings.warn(
+                f"{self.path.name}: variable-rate timestamps (time base {tb}) that the stream cannot "
+                f"hold; coded at the nominal rate {self.fps}",
+                stacklevel=2,
+            )
+            return None
+        return tb, ticks
 
 
 def _seekable(f: Any) -> bool:
@@ -339,6 +399,11 @@ def _msg(e: Exception) -> str:
 class VideoWriter:
     """Writes RGB uint8 ``[H, W, 3]`` frames to a file object (or path) as MKV (FFV1), MP4 (x264)
     or Y4M, one at a time; see the module docstring for the formats. Call :meth:`close` at the end.
+
+    ``time_base`` (seconds per tick) is that of the timestamps given to :meth:`write` (default
+    ``1 / fps``); MKV stores them rounded to milliseconds (a frame that would land on its
+    predecessor's millisecond moves one later), MP4 exactly; Y4M ignores timestamps (frames at the
+    nominal rate ``fps``).
     """
 
     def __init__(
@@ -349,6 +414,7 @@ class VideoWriter:
         height: int,
         fps: Fraction,
         colour: Colour = Colour(),
+        time_base: Fraction | None = None,
     ):
         import av
 
@@ -375,8 +441,14 @@ class VideoWriter:
         self.stream = self.container.add_stream(enc, rate=rate)
         s = self.stream
         s.width, s.height, s.pix_fmt = width, height, self.fmt
-        s.time_base = 1 / rate
+        self.timed = time_base is not None and suffix != ".y4m"
+        self.in_time_base = Fraction(time_base) if self.timed else 1 / rate
+        # Matroska keeps milliseconds: write in them, so no two frames round to the same time
+        self.time_base = Fraction(1, 1000) if self.timed and mux == "matroska" else self.in_time_base
+        self._last = -1
+        s.time_base = self.time_base
         cc = s.codec_context
+        cc.time_base = self.time_base
         if self.fmt == "yuv420p":
             cc.colorspace = _cs(colour.matrix)
             cc.color_range = _range(colour.full_range)
@@ -386,7 +458,10 @@ class VideoWriter:
             cc.options = {"level": "3", "slicecrc": "1"}
         self.n = 0
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Appends one frame; ``pts``: its presentation time in ticks of ``time_base`` (ignored
+        without a ``time_base`` and for Y4M: frame ``n`` is then shown at ``n / fps``), increasing
+        (a frame at or before its predecessor is moved one tick after it)."""
         import numpy as np
 
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
@@ -394,7 +469,12 @@ class VideoWriter:
                 f"frame {rgb.shape} {rgb.dtype}, expected ({self.height}, {self.width}, 3) uint8"
             )
         fr = from_rgb(rgb, self.fmt, self.colour)
-        fr.pts = self.n
+        if self.timed and pts is not None:
+            t = round(Fraction(pts) * self.in_time_base / self.time_base)
+        else:
+            t = self.n if not self.timed else self._last + 1
+        fr.pts = self._last = max(t, self._last + 1)
+        fr.time_base = self.time_base
         self.n += 1
         for p in self.stream.encode(fr):
             self.container.mux(p)
@@ -457,7 +537,7 @@ def add_video_args(parser: Any, which: str = "all") -> None:
         parser.add_argument(
             "--fps",
             default=None,
-            help="video: frame rate of a raw .yuv input (or an override), e.g. 30000/1001",
+            help="video: frame rate of a raw .yuv input, or an override (constant rate), e.g. 30000/1001",
         )
     if which in ("decode", "all"):
         parser.add_argument("--start", type=float, default=None, help="video: first second to decode (seeks)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import struct
 import warnings
 from fractions import Fraction
 
@@ -472,3 +473,186 @@ def test_cli_video_round_trip_and_range(tmp_path):
     assert len(full) == 6 and len(part) == 2
     assert all(np.array_equal(p, f) for p, f in zip(part, full[3:5]))
     assert main(["encode", str(src), "-o", str(tmp_path / "t.ncb"), "--target-bpp", "0.5"]) == 2
+
+
+# ---- presentation timestamps (variable-rate sources) ------------------------------------------------
+
+VFR_PTS = [0, 1, 2, 4, 5, 8, 9, 12]  # in 1/25 s: gaps of 1, 2, 3 frame times
+
+
+def _write_vfr(path, pts, tb=Fraction(1, 25), enc="ffv1", w=64, h=48):
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(enc, rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.time_base = s.codec_context.time_base = tb
+        for t, f in zip(pts, frames(len(pts), w, h)):
+            fr = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")
+            fr.pts, fr.time_base = t, tb
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+def _times(path) -> list[float]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def vfr(model, tmp_path_factory):
+    """(source .mkv, its stream): 8 frames at the pts above, GOPs of 3."""
+    p = tmp_path_factory.mktemp("vfr") / "vfr.mkv"
+    _write_vfr(p, VFR_PTS)
+    buf = io.BytesIO()
+    V.encode_file(model, p, buf, quality=30, gop=3)
+    return p, buf.getvalue()
+
+
+def test_timestamps_params_block():
+    p = VideoParams(64, 48, 25, 1, 8, 3000, 3, 0, 1, 1000)
+    b = p.to_bytes()
+    assert len(b) == 32 and b[19] == 1 and VideoParams.from_bytes(b) == p and p.timestamps
+    assert p.describe(100)["timestamps"] == "stored (time base 1/1000 s)"
+    q = VideoParams(64, 48, 25, 1, 8, 3000, 3)
+    assert len(q.to_bytes()) == 24 and not q.timestamps and q.describe(100)["timestamps"].startswith("none")
+    for bad in (
+        b[:24],  # flag set, no time base
+        q.to_bytes() + b[24:],  # time base, flag clear
+        b[:19] + bytes([3]) + b[20:],  # an unknown flag
+        b[:24] + bytes(8),  # a zero time base
+        b[:24] + struct.pack("<II", 1, 1 << 31),
+        b + bytes(1),
+    ):
+        with pytest.raises(CorruptStreamError):
+            VideoParams.from_bytes(bad)
+
+
+def test_vfr_round_trip_keeps_timestamps(model, vfr, tmp_path):
+    src, data = vfr
+    tb, ticks = VideoReader(src).timestamps()
+    assert tb == Fraction(1, 1000) and list(ticks) == [40 * t for t in VFR_PTS]
+    header, payloads = read_stream(data)
+    params = VideoParams.from_bytes(header.params)
+    assert header.version >= 3 and params.timestamps and (params.tb_num, params.tb_den) == (1, 1000)
+    # each GOP starts with u64 first tick, then varint deltas (in ms): GOPs 0-2, 3-5, 6-7
+    assert payloads[1][:10] == struct.pack("<Q", 160) + bytes([40, 120])
+    want = [t / 25 for t in VFR_PTS]
+    codec = V.VideoCodec()
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"o{suffix}"
+        with open(out, "wb") as f:
+            assert codec.decode_file(io.BytesIO(data), f, suffix, model=model)[1] == 8
+        got = _times(out)
+        assert len(got) == 8 and all(abs(a - b) <= 1 / 25 / 2 for a, b in zip(got, want)), got
+        assert VideoReader(out).timestamps() is not None  # still variable-rate: re-encodes keep them
+    out = tmp_path / "o.y4m"  # no timestamps in Y4M: the nominal rate
+    with open(out, "wb") as f:
+        codec.decode_file(io.BytesIO(data), f, ".y4m", model=model)
+    assert _times(out) == pytest.approx([i / 25 for i in range(8)])
+    # in memory: Video.times; the frames are the ones decode_frames yields
+    video = codec.decode(model, params, payloads)
+    assert video.times == [Fraction(t, 25) for t in VFR_PTS] and type(video.frames) is np.ndarray
+    dec = decode_all(model, data)
+    assert [f.time for f in dec] == video.times and np.array_equal(np.stack(dec), video.frames)
+    assert min(psnr(a, b) for a, b in zip(VideoReader(src), dec)) > 22
+    # the in-memory path (a file read whole, then coded) stores the same timestamps
+    from ncodec.codec import api
+
+    assert api.encode(src, quality=30, gop=3, model="image-hp-v1") == data
+    # an fps override forces a constant rate (nothing stored)
+    buf = io.BytesIO()
+    V.encode_file(model, src, buf, quality=30, gop=3, fps=25)
+    assert not VideoParams.from_bytes(read_stream(buf.getvalue())[0].params).timestamps
+
+
+def test_constant_rate_stores_no_timestamps(model, clip, stream, tmp_path):
+    """A constant-rate source writes exactly the stream it wrote before timestamps existed."""
+    header, payloads = read_stream(stream)
+    assert len(header.params) == 24 and header.params[19] == 0
+    params = VideoParams.from_bytes(header.params)
+    assert not params.timestamps
+    buf = io.BytesIO()  # the same frames without timestamps: the same bytes
+    colour = Colour.from_byte(params.colour)
+    V.encode_frames(model, iter(frames()), buf, n_frames=N, fps=FPS, colour=colour, quality=50, gop=4)
+    assert buf.getvalue() == stream
+    # NTSC rates in Matroska's milliseconds round, but stay within a tick of the grid
+    p = tmp_path / "ntsc.mkv"
+    write_video(p, frames(5, 64, 48), Fraction(30000, 1001))
+    assert VideoReader(p).timestamps() is None
+    p = tmp_path / "cfr.mp4"
+    _write_vfr(p, [0, 1, 2, 3, 4], enc="libx264")
+    assert VideoReader(p).timestamps() is None
+
+
+def test_vfr_seek_by_timestamps(model, vfr, tmp_path):
+    from ncodec.codec.cli import main
+
+    src, data = vfr
+    r = StreamReader(io.BytesIO(data))
+    params = VideoParams.from_bytes(r.header.params)
+    # on screen at t: the last frame whose pts <= t (pts 0 .04 .08 .16 .2 .32 .36 .48 s)
+    at = {0: 0, 0.1: 2, 0.159: 2, 0.16: 3, 0.31: 4, 0.33: 5, 0.47: 6, 0.48: 7, 0.51: 7}
+    for t, n in at.items():
+        assert V.seek_frame(r, params, t) == n, t
+    assert V.seek_frame(r, params, 0.52) == 8  # past the last frame's nominal duration
+    full = decode_all(model, data)
+    got = list(V.decode_range(io.BytesIO(data), 0.17, 3, model=model))  # frames 3, 4, 5
+    assert all(np.array_equal(a, full[3 + i]) for i, a in enumerate(got))
+    assert [g.pts for g in got] == [160, 200, 320]
+    with pytest.raises(ValueError):
+        list(V.decode_range(io.BytesIO(data), 0.6, 1, model=model))
+    # the CLI: --start seeks by the stored timestamps, and the range keeps its spacing from 0
+    (tmp_path / "x.ncb").write_bytes(data)
+    out = tmp_path / "z.mkv"
+    assert main(["decode", str(tmp_path / "x.ncb"), "-o", str(out), "--start", "0.3", "--frames", "3"]) == 0
+    assert _times(out) == pytest.approx([0.0, 0.12, 0.16])  # frames 4, 5, 6: pts .2 .32 .36, from 0
+    for i, a in enumerate(VideoReader(out)):  # 4:2:0 out: the nearest of the decoded frames
+        assert max(range(8), key=lambda j: psnr(a, full[j])) == 4 + i
+    # ncodec info says whether timestamps are stored
+    from ncodec.codec import api
+
+    assert api.info(tmp_path / "x.ncb")["timestamps"] == "stored (time base 1/1000 s)"
+
+
+def test_corrupt_timestamp_blocks_raise(model, vfr):
+    from ncodec.bitstream.container import Header
+
+    _, data = vfr
+    header, payloads = read_stream(data)
+    params = VideoParams.from_bytes(header.params)
+    vm = V.video_model(model)
+    p0, p1 = payloads[0], payloads[1]
+    huge = struct.pack("<Q", 1 << 60)
+    bad_gops = [
+        (0, struct.pack("<Q", 5) + p0[8:]),  # GOP 0 not at 0
+        (0, p0[:8] + bytes([0]) + p0[9:]),  # a zero delta
+        (0, p0[:8] + b"\xff\xff\xff\xff\xff" + p0[9:]),  # an overlong varint
+        (0, p0[:8] + b"\x80\x80\x80\x80\x10" + p0[9:]),  # a delta of 2**32
+        (0, p0[:9]),  # truncated: the block overruns the segment
+        (0, b""),
+        (1, huge + p1[8:]),  # beyond 2**53 ticks
+        (1, struct.pack("<Q", (1 << 53) - 2) + p1[8:]),  # deltas run past 2**53
+    ]
+    for k, bad in bad_gops:
+        with pytest.raises(CorruptStreamError):
+            list(V.decode_gop(vm, params, bad, k))
+    # GOP 1 starting before GOP 0 ends: refused by the sequential and the range decoder
+    back = write_stream(header, [p0, struct.pack("<Q", 40) + p1[8:], payloads[2]])
+    with pytest.raises(CorruptStreamError):
+        decode_all(model, back)
+    with pytest.raises(CorruptStreamError):
+        list(V.decode_range(io.BytesIO(back), 0.0, 6, model=model))
+    # a flipped byte in a stored stream: its checksum catches it
+    flipped = bytearray(data)
+    flipped[data.index(p1) + 3] ^= 0x40
+    with pytest.raises(CorruptStreamError):
+        decode_all(model, bytes(flipped))
+    # a version 2 stream cannot hold timestamps
+    old = write_stream(Header(header.media, header.model_id, header.model_hash, header.params, 2), payloads)
+    with pytest.raises(CorruptStreamError):
+        list(V.decode_range(io.BytesIO(old), 0.0, 1))
