@@ -23,12 +23,13 @@ from torch import Tensor
 
 ANALYSIS_WINDOW = 1024
 """Pixels per side that ``g_a`` runs on at once (plus the halo)."""
-ANALYSIS_HALO = 64
-"""Pixels of context on each side of an analysis window (``g_a``'s reach is under 32)."""
+ANALYSIS_HALO = 32
+"""Pixels of context on each side of an analysis window (``g_a``'s reach: a latent sees pixels
+less than 32 away from its 16 x 16 cell; measured equal to the whole-image transform)."""
 SYNTH_BLOCK = 64
 """Latents per side that ``g_s`` runs on at once (1024 pixels)."""
-SYNTH_HALO = 4
-"""Latents of context on each side of a synthesis block (``g_s``'s reach is 2)."""
+SYNTH_HALO = 3
+"""Latents of context on each side of a synthesis block (``g_s``'s reach is 2; one more for margin)."""
 PRIOR_BLOCK = 16
 """Hyper-latents per side that the integer hyper-synthesis runs on at once (1024 pixels)."""
 PRIOR_HALO = 2

@@ -158,3 +158,14 @@ def test_region_of_a_large_image_is_faster_than_the_whole():
     t_region = time.perf_counter() - t0
     assert np.abs(part.astype(int) - whole[1300:1812, 1700:2212].astype(int)).max() <= 1
     assert t_region < t_whole / 2, (t_region, t_whole)
+
+
+def test_context_model_pictures_decode_and_regions_match():
+    """``image-ctx-v1`` in segments: its five slice parts per segment, the hyper part in segment 0."""
+    rgb = photo(256, 192)
+    data = nc.encode(rgb, quality=40, tile=64, model="image-ctx-v1")
+    assert len(read_stream(data)[1]) == 12
+    whole = np.asarray(nc.decode(data)).astype(int)
+    assert 20 < 10 * np.log10(255**2 / np.mean((whole - rgb) ** 2)) < 60
+    part = np.asarray(nc.decode(data, region=(70, 50, 90, 80))).astype(int)
+    assert np.abs(part - whole[50:130, 70:160]).max() <= 1
