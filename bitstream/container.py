@@ -25,8 +25,8 @@ MAGIC = b"\x8aNCB"
 FORMAT_VERSION = 3
 """The version this ncodec writes. Version 2 binds every segment to its stream and place (its CRC
 is seeded with the header's CRC and the segment's number); version 3 codes an image as one picture
-in segments (the image block's layout byte, FORMAT.md "Picture layout"). Versions 1 and 2 still
-decode."""
+in segments (the image block's layout byte, FORMAT.md "Picture layout") and lets a video keep its
+source's timestamps (the video block's flags). Versions 1 and 2 still decode."""
 READ_VERSIONS = (1, 2, 3)
 _LAST_SEGMENT_TAG = 0xFFFFFFFF  # the CRC seed's segment number of the index and end segments
 
