@@ -111,6 +111,47 @@ def load_nets(path: Path) -> ContextNets:
     return nets.eval()
 
 
+@torch.no_grad()
+def widen(src: Path, dst: Path, hidden: int, seed: int = 1) -> dict:
+    """Function-preserving widening (Net2Net-style) of checkpoint ``src`` to ``hidden`` channels,
+    saved to ``dst`` (fresh Adam moments, same step): the new first-layer units start random
+    (half the default init) with zero weights into ``mid``; the new ``mid`` units start random
+    with zero weights into ``out``; so the widened networks compute exactly the old ones."""
+    meta, state, _ = load_checkpoint(src)
+    old = ContextNets(meta["cfg"])
+    old.load_state_dict(state)
+    h = meta["cfg"]["hidden"]
+    if hidden <= h:
+        raise ValueError(f"--widen: {hidden} is not wider than {h}")
+    torch.manual_seed(seed)
+    cfg = dict(meta["cfg"], hidden=hidden)
+    new = ContextNets(cfg)
+    for key, o in old.nets.items():
+        n = new.nets[key]
+        for name in ("sp", "ch", "hy"):
+            lo, ln = getattr(o, name), getattr(n, name)
+            if lo is None:
+                continue
+            ln.weight[:h] = lo.weight
+            ln.weight[h:] *= 0.5
+            if lo.bias is not None:
+                ln.bias[:h] = lo.bias
+                ln.bias[h:] = 0
+        n.mid.weight.zero_()
+        n.mid.weight[:h, :h] = o.mid.weight
+        torch.nn.init.kaiming_uniform_(n.mid.weight[h:], a=5**0.5)
+        n.mid.weight[h:] *= 0.5
+        n.mid.bias[:h] = o.mid.bias
+        n.mid.bias[h:] = 0
+        n.out.weight.zero_()
+        n.out.weight[:, :h] = o.out.weight
+        n.out.bias[:] = o.out.bias
+    meta = dict(meta, cfg=cfg, widened_from=str(src), widened_at_step=meta["step"])
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dst, new, torch.optim.Adam(new.parameters()), meta)
+    return meta
+
+
 def train(
     cache: Path, out: Path, steps: int, seconds: float, cfg: dict, batch: int, lr: float, seed: int
 ) -> Path:
@@ -356,6 +397,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--export", type=Path, default=None, help="write the inference weights of --out here")
     ap.add_argument("--measure", type=Path, default=None, help="measure an exported weights file")
     ap.add_argument("--eval", nargs="*", type=Path, default=None, help="checkpoints to evaluate instead")
+    ap.add_argument("--model-id", default="image-ctx-v1", help="model name --export writes into the weights")
+    ap.add_argument(
+        "--widen",
+        nargs=2,
+        metavar=("CHECKPOINT", "HIDDEN"),
+        default=None,
+        help="write CHECKPOINT widened to HIDDEN channels (same function) as --out's checkpoint",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.eval is not None:
@@ -371,7 +420,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure_codec(args.measure, held_in_split()[1]), indent=1))
         return
     if args.export is not None:
-        export(args.out / "checkpoint.safetensors", args.cache, args.export)
+        export(args.out / "checkpoint.safetensors", args.cache, args.export, args.model_id)
+        return
+    if args.widen is not None:
+        print(widen(Path(args.widen[0]), args.out / "checkpoint.safetensors", int(args.widen[1])))
         return
     train(
         args.cache,

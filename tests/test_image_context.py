@@ -143,3 +143,29 @@ def test_checkerboard_round_trip(model, coded):
     assert len(c.parts) == 1 + 6
     assert torch.equal(cb.latent_codec(threads=2).decompress(c.parts, shape), c.ys_hat)
     assert (c.ys_hat - ys.double()).abs().max() <= 0.5 + 1e-6
+
+
+def test_widen_keeps_the_function(tmp_path):
+    from ncodec.models.image_context import ContextNets
+    from ncodec.models.train_context import load_nets, save_checkpoint, widen
+
+    torch.manual_seed(0)
+    cfg = {"slices": [4, 4, 8], "checkerboard": True, "hidden": 8, "k_sp": 3, "k_ch": 3}
+    nets = ContextNets(cfg)
+    for net in nets.nets.values():  # a trained-looking last layer (it starts at zero)
+        torch.nn.init.normal_(net.out.weight, std=0.1)
+    save_checkpoint(
+        tmp_path / "a.safetensors", nets, torch.optim.Adam(nets.parameters()), {"cfg": cfg, "step": 7}
+    )
+    meta = widen(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 12)
+    assert meta["cfg"]["hidden"] == 12 and meta["step"] == 7
+    wide = load_nets(tmp_path / "b.safetensors")
+    for key, net in nets.nets.items():
+        sp = torch.randn(2, 2 * net.hy.in_channels, 6, 6) if net.sp is not None else None
+        ch = torch.randn(2, net.ch.in_channels, 6, 6) if net.ch is not None else None
+        hy = torch.randn(2, net.hy.in_channels, 6, 6)
+        with torch.no_grad():
+            for a, b in zip(net(sp, ch, hy), wide.nets[key](sp, ch, hy)):
+                assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError):
+        widen(tmp_path / "a.safetensors", tmp_path / "c.safetensors", 8)
