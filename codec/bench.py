@@ -22,9 +22,10 @@ from PIL import Image
 
 from ncodec.codec import api
 from ncodec.codec.errors import UnsupportedInputError
-from ncodec.codec.image import IMAGE_EXTS, TileAnalysis
+from ncodec.codec.image import IMAGE_EXTS, _to_tensor
 from ncodec.entropy.bench import compare_on_symbols
 from ncodec.models.image_model import DOWNSAMPLE
+from ncodec.models.latent_codecs import HyperpriorCodec
 from ncodec.models.registry import DEFAULT_MODEL, load_model
 
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "kodak"
@@ -70,8 +71,9 @@ def run_image_bench(
     rows = []
     for f in files:
         img = Image.open(f).convert("RGB")
-        sym, idx, _ = model.latent_codec().symbols(
-            *TileAnalysis(model, np.asarray(img), "cpu").latents(quality)
+        # the hyperprior's residual symbols and tables (what every image model codes first)
+        sym, idx, _ = HyperpriorCodec(model).symbols(
+            *model.analyze(_to_tensor(np.asarray(img), "cpu"), quality)
         )
         ent = compare_on_symbols(
             sym.numpy().reshape(-1), idx.numpy().reshape(-1), model.y_tables, repeat=repeat

@@ -38,7 +38,6 @@ from ncodec.models.image_model import DOWNSAMPLE, ImageModel
 from ncodec.models.latent_codecs import HyperpriorCodec, StagedCodec, join_parts, split_parts
 from ncodec.models.latent_opt import EFFORTS, refine_residuals
 from ncodec.models.windows import (
-    SYNTH_BLOCK,
     SYNTH_HALO,
     Rect,
     analyse_windowed,
@@ -256,13 +255,6 @@ def _crop(t: torch.Tensor, rect: Rect) -> torch.Tensor:
     return t[..., 4 * y0 : 4 * y1, 4 * x0 : 4 * x1]
 
 
-def synthesize_tile(
-    model: ImageModel, ys_hat: torch.Tensor, w: int, h: int, quality: float, block: int = SYNTH_BLOCK
-) -> np.ndarray:
-    """Dequantised scaled latents of one layout-0 tile -> uint8 ``[h, w, 3]``, in blocks."""
-    return synthesize_windowed(model, ys_hat, quality, (0, 0, w, h), block=block)
-
-
 def _assemble(params: ImageParams, rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     if params.channels == 1:
         gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
@@ -389,7 +381,7 @@ def _decode_tiles(
         if payload is None:
             raise CorruptStreamError(f"stream holds fewer segments than its {params.segments} tiles")
         ys_hat = codec.decompress(split_parts(payload, codec.parts), model.unit_shape(w, h))
-        out[y0 : y0 + h, x0 : x0 + w] = synthesize_tile(model, ys_hat, w, h, q)
+        out[y0 : y0 + h, x0 : x0 + w] = synthesize_windowed(model, ys_hat, q, (0, 0, w, h))
     return out
 
 
