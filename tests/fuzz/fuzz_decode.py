@@ -23,7 +23,7 @@ def _setup():
     torch.set_num_threads(1)
     from ncodec.models.registry import load_model
 
-    return {name: load_model(name) for name in ("image-hp-v1", "audio-hp-v1")}
+    return {name: load_model(name) for name in ("image-hp-v1", "image-ctx-v1", "audio-hp-v1")}
 
 
 def one(data: bytes, models: dict) -> None:

@@ -21,9 +21,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     img = np.clip(rng.normal(128, 50, (96, 128, 3)), 0, 255).astype(np.uint8)
     seeds = {
-        "image_rgb_2tiles.ncb": nc.encode(img, quality=20, tile=64),
-        "image_gray.ncb": nc.encode(img[:64, :64, 0], quality=60),
-        "image_rgba.ncb": nc.encode(np.dstack([img[:64, :64], img[:64, :64, 1]]), quality=5),
+        # version 3 pictures (the committed image_rgb_2tiles/gray/rgba seeds are version 2 tiles)
+        "image_v3_rgb_4segments.ncb": nc.encode(img, quality=20, tile=64),
+        "image_v3_ctx_4segments.ncb": nc.encode(img, quality=40, tile=64, model="image-ctx-v1"),
+        "image_v3_gray.ncb": nc.encode(img[:64, :64, 0], quality=60),
+        "image_v3_rgba_2segments.ncb": nc.encode(np.dstack([img[:64], img[:64, :, 1]]), quality=5, tile=64),
     }
     t = np.arange(16000 * 3) / 16000
     tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
@@ -40,7 +42,7 @@ def main() -> None:
         print(f"no video seed: {type(e).__name__}: {e}")
     for name, data in seeds.items():
         (out / name).write_bytes(data)
-    for golden in (HERE.parent / "golden").glob("*_v1.ncb"):
+    for golden in (HERE.parent / "golden").glob("*_v[0-9].ncb"):
         shutil.copy(golden, out / f"golden_{golden.name}")
     for p in sorted(out.iterdir()):
         print(f"{p.name}: {p.stat().st_size} bytes")
