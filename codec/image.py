@@ -1,10 +1,12 @@
-"""The image medium: pixels <-> tiles <-> latents <-> payload parts <-> container segments.
+"""The image medium: pixels <-> one picture's latents <-> segments' payload parts <-> container.
 
 Parsing (container), entropy decoding (the model's latent codec, exact) and reconstruction (float
-synthesis) stay apart, as in dav1d. Each tile (``tile x tile`` pixels, edge tiles smaller) is coded
-on its own, so memory is bounded by the tile, not the image. A tile's payload is its latent
-codec's multi-part payload (FORMAT.md, "Image tile"; for ``image-hp-v1``: the hyper-latent part,
-then the latent part).
+synthesis) stay apart, as in dav1d. Since format 3 an image is one picture (FORMAT.md, "Picture
+layout"): the transforms run on overlapping windows (:mod:`ncodec.models.windows`), so the result
+is the whole image's and no tile edge shows; the hyper-latents cover the whole picture and go into
+segment 0; the latents are entropy-coded in segments of ``tile x tile`` pixels under the crop of
+the picture's exact prior, which bounds memory, and lets a region decode read only the segments
+under it. Streams of formats 1-2 (independent tiles, ``layout = 0``) still decode.
 
 Input handling (documented in README):
 * RGB is coded as is; grayscale (L, I;16) is replicated to RGB and decoded back to L;
