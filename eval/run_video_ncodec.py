@@ -15,8 +15,9 @@ Hook into ``run_video`` (one place, after its ``rows`` are computed)::
     nrows = ncodec_rows(files, qualities, gop=gop, frames=frames)
     rows += nrows; curves.append(ncodec_curve(nrows, meta))
 
-``all_intra=True`` (the default until the temporal model ships) codes with the image model alone;
-give ``model="video-st-v1"`` for P-frames. Every row runs with one torch thread.
+``model="image-hp-v1"`` with ``gop=1`` codes every frame as an I-frame (the all-intra reference);
+``model="video-st-v1"`` (the default video model) codes P-frames with its temporal entropy model.
+Every row runs with one torch thread.
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ def ncodec_curve(rows: list[dict[str, Any]], meta: dict | None = None, gop: int 
     g = gop or DEFAULT_GOP
     return Curve(
         NAME,
-        f"ncodec video (image-hp-v1 transforms; all-intra until the temporal model ships), GOP {g}",
+        "ncodec all-intra (image-hp-v1: every frame an I-frame)"
+        if g == 1
+        else f"ncodec video (I-frames image-hp-v1, P-frames the temporal model video-st-v1), GOP {g}",
         aggregate(rows, "crf", METRICS),
         meta=dict(meta or {}, codec=NAME, codec_settings={"gop": g, "rate": "quality"}),
     )
