@@ -1,4 +1,4 @@
-"""A checked-in audio stream must keep decoding to the same latents and (nearly) the same samples,
+"""A checked-in audio-hp-v1 stream must keep decoding to the same latents and (nearly) the same samples,
 and the encoder must keep writing its bytes.
 
 Regenerate only with a format version bump or a new model id:
@@ -47,7 +47,7 @@ def _source() -> tuple[np.ndarray, int]:
 def test_golden_audio_stream():
     stream, meta, ref = GOLDEN / "audio_v1.ncb", GOLDEN / "audio_v1.json", GOLDEN / "audio_v1.flac"
     if os.environ.get("NCODEC_REGEN_GOLDEN") == "1":
-        data = nc.encode(_source(), quality=50)
+        data = nc.encode(_source(), quality=50, model="audio-hp-v1")
         stream.write_bytes(data)
         y, sr = nc.decode(data)
         write_audio(ref, y, sr)
@@ -68,4 +68,6 @@ def test_golden_audio_stream():
 
 def test_golden_audio_reencodes_to_the_same_bytes():
     # the golden is format version 1: the same header fields and payloads in today's version
-    assert nc.encode(_source(), quality=50) == upgrade((GOLDEN / "audio_v1.ncb").read_bytes())
+    assert nc.encode(_source(), quality=50, model="audio-hp-v1") == upgrade(
+        (GOLDEN / "audio_v1.ncb").read_bytes()
+    )
