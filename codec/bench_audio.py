@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--input", default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--model", default=None, help="audio model (default: the default audio model)")
     a = p.parse_args(argv)
     run_audio_bench(
         a.seconds,
