@@ -98,6 +98,17 @@ SHIPPED: dict[str, ModelInfo] = {
         module="ncodec.models.audio_model",
         digest="2ffc8f14a2164c88c511cc3236e09caf",
     ),
+    "audio-pd-v1": ModelInfo(
+        name="audio-pd-v1",
+        medium="audio",
+        weights="audio-pd-v1.safetensors",
+        card="audio-pd-v1.md",
+        rate_range="as audio-hp-v1 (same encoder and bitstream), 16 kHz model rate",
+        description="audio-hp-v1's encoder and entropy model with a perceptually trained decoder "
+        "(frame-rate enhancer fed by the hyperprior's scales)",
+        module="ncodec.models.audio_pd",
+        digest="9850e2e77d320a59028b96e79bac869e",
+    ),
     "video-st-v1": ModelInfo(
         name="video-st-v1",
         medium="video",
