@@ -121,7 +121,7 @@ SHIPPED: dict[str, ModelInfo] = {
     ),
 }
 
-DEFAULT_MODEL = {"image": "image-hp-v1", "audio": "audio-hp-v1", "video": "video-st-v1"}
+DEFAULT_MODEL = {"image": "image-hp-v1", "audio": "audio-pd-v1", "video": "video-st-v1"}
 
 
 def model_info(name: str | None, medium: str) -> ModelInfo:
