@@ -160,7 +160,8 @@ def build(enh_c: int = ENH_C, enh_dil=ENH_DIL):
     return base, model
 
 
-def loss_on(model, b: dict[str, torch.Tensor], side: bool = True) -> dict[str, torch.Tensor]:
+def loss_on(model, b: dict[str, torch.Tensor], side: bool = True, l1: float = 0.5) -> dict[str, torch.Tensor]:
+    """audio-hp-v1's loss on the window (edges cropped), with the time-domain L1 weighted ``l1``."""
     from ncodec.models.audio import FRAME, spectral_loss
     from ncodec.models.audio_pd import inv_gain_at, side_features
 
@@ -173,8 +174,13 @@ def loss_on(model, b: dict[str, torch.Tensor], side: bool = True) -> dict[str, t
     f = model.enh(f, s)
     x_hat = model.ifb(f)
     c = CROP * FRAME
-    d = spectral_loss(x_hat[..., c:-c], b["x"][..., c:-c])
-    return {"loss": d["dist"].mean(), "mel": d["mel"].mean()}
+    a, x = x_hat[..., c:-c], b["x"][..., c:-c]
+    d = spectral_loss(a, x)
+    dist = d["dist"]
+    if l1 != 0.5:  # spectral_loss holds 0.5 x the relative L1
+        rel = (a - x).abs().mean(dim=(1, 2)) / x.abs().mean(dim=(1, 2)).clamp_min(1e-3)
+        dist = dist + (l1 - 0.5) * rel
+    return {"loss": dist.mean(), "mel": d["mel"].mean()}
 
 
 def train(
@@ -185,6 +191,7 @@ def train(
     batch: int = 8,
     side: bool = True,
     deadline: float | None = None,
+    l1: float = 0.5,
 ) -> None:
     """Trains ``run`` for ``minutes`` (resuming its checkpoint). The learning rate decays (cosine)
     over the last 30 % of ``total_steps`` or of the time until ``deadline`` (Unix time), whichever
@@ -213,7 +220,7 @@ def train(
     def validate() -> dict[str, float]:
         model.eval()
         with torch.no_grad():
-            r = [loss_on(model, v, side) for v in val]
+            r = [loss_on(model, v, side, l1) for v in val]
         model.train()
         return {k: float(np.mean([float(x[k]) for x in r])) for k in ("loss", "mel")}
 
@@ -233,7 +240,7 @@ def train(
         opt.param_groups[0]["lr"] = lr * scale
         opt.param_groups[1]["lr"] = lr / 5 * scale
         b = cache_.batch(rng, batch, cache_.train)
-        r = loss_on(model, b, side)
+        r = loss_on(model, b, side, l1)
         opt.zero_grad(set_to_none=True)
         r["loss"].backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 5.0)
@@ -289,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=12000, help="planned total (sets the lr decay)")
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--deadline", type=float, default=None, help="Unix time by which the lr has decayed")
+    t.add_argument("--l1", type=float, default=0.5, help="weight of the relative time-domain L1")
     t.add_argument("--no-side", action="store_true", help="ablation: the enhancer without side info")
     e = sub.add_parser("export")
     e.add_argument("--run", default="main")
@@ -297,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "cache":
         cache(a.data)
     elif a.cmd == "train":
-        train(a.run, a.minutes, a.steps, a.lr, side=not a.no_side, deadline=a.deadline)
+        train(a.run, a.minutes, a.steps, a.lr, side=not a.no_side, deadline=a.deadline, l1=a.l1)
     else:
         print(export_run(a.run, a.out))
     return 0
