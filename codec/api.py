@@ -143,9 +143,11 @@ def encode_obj(
 
     def stream_at(rate: float) -> tuple[bytes, Encoded]:
         enc = analysis.encode(rate)
-        return write_stream(
-            Header(codec.media, info.name, m.digest[:16], enc.params.to_bytes()), enc.payloads
-        ), enc
+        name, digest = info.name, m.digest
+        if info.decoder_above is not None and rate > info.decoder_above[0]:
+            name = info.decoder_above[1]  # same payload; that model decodes this rate better
+            digest = _model(name, device).digest
+        return write_stream(Header(codec.media, name, digest[:16], enc.params.to_bytes()), enc.payloads), enc
 
     if given is None:
         data, enc = stream_at(codec.rate_of(DEFAULT_QUALITY if quality is None else float(quality)))

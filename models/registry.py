@@ -50,6 +50,10 @@ class ModelInfo:
     module: str
     digest: str
     also: tuple[str, ...] = ()  #: other media it codes (the image model codes all-intra video)
+    #: ``(rate, model)``: this model's encoder and payload are ``model``'s, and above ``rate`` (the
+    #: medium's rate parameter) ``model``'s decoder is the better one, so such streams are written
+    #: under ``model``'s name (the payload is the same bytes)
+    decoder_above: tuple[float, str] | None = None
 
     @property
     def media(self) -> tuple[str, ...]:
@@ -108,6 +112,7 @@ SHIPPED: dict[str, ModelInfo] = {
         "(frame-rate enhancer fed by the hyperprior's scales)",
         module="ncodec.models.audio_pd",
         digest="9850e2e77d320a59028b96e79bac869e",
+        decoder_above=(320.0, "audio-hp-v1"),  # 32 kbit/s nominal (rate in 0.1 kbit/s): see its card
     ),
     "video-st-v1": ModelInfo(
         name="video-st-v1",
