@@ -89,7 +89,8 @@ class AudioWriter:
     """Writes float32 ``[C, n]`` blocks to a file object as they come, in one of the muxers of
     :data:`OUT_FORMATS` (``wav``, ``flac``: 16-bit samples; ``mp3``, ``opus``, ``ogg``, ``ipod``)."""
 
-    def __init__(self, f: BinaryIO, fmt: str, sample_rate: int, channels: int):
+    def __init__(self, f: BinaryIO, fmt: str, sample_rate: int, channels: int, kbps: float | None = None):
+        """``kbps``: the lossy encoders' target bit rate (default: the encoder's own)."""
         import av
 
         if fmt not in _CODEC_OF:
@@ -104,6 +105,8 @@ class AudioWriter:
         )
         self.layout = _layout(channels)
         self.stream = self.container.add_stream(codec.name, rate=rate, layout=self.layout)
+        if kbps is not None:
+            self.stream.bit_rate = int(round(kbps * 1000))
         formats = [x.name for x in codec.audio_formats or ()]
         self.stream.format = "s16" if not formats or "s16" in formats else formats[0]
         self.sample_rate = sample_rate
