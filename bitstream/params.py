@@ -48,7 +48,14 @@ class ImageParams:
     def to_bytes(self) -> bytes:
         self.check()
         return self._S.pack(
-            self.width, self.height, self.channels, self.bit_depth, self.quality, self.tile, self.alpha, self.layout
+            self.width,
+            self.height,
+            self.channels,
+            self.bit_depth,
+            self.quality,
+            self.tile,
+            self.alpha,
+            self.layout,
         )
 
     @classmethod
