@@ -357,6 +357,12 @@ class NcodecImageCodec:
         return v
 
 
+def _named(codec: NcodecImageCodec) -> NcodecImageCodec:
+    """``codec`` named after its model (``ncodec-image-hp-v1``), whatever the default model is."""
+    codec.name = f"ncodec-{codec.model}"
+    return codec
+
+
 IMAGE_CODECS: dict[str, Any] = {
     "ncodec": NcodecImageCodec,
     # encoder effort levels (latent optimisation; same decoder), as separate curves
@@ -365,6 +371,9 @@ IMAGE_CODECS: dict[str, Any] = {
     "ncodec-e3": lambda **kw: NcodecImageCodec(effort=3, **kw),
     # the context model (image-hp-v1's transforms, channel-conditional entropy model)
     "ncodec-image-ctx-v1": lambda **kw: NcodecImageCodec(**{**kw, "model": "image-ctx-v1"}),
+    "ncodec-image-ctx-v2": lambda **kw: NcodecImageCodec(**{**kw, "model": "image-ctx-v2"}),
+    # the hyperprior model by name (a curve beside the default once the default is another model)
+    "ncodec-image-hp-v1": lambda **kw: _named(NcodecImageCodec(**{**kw, "model": "image-hp-v1"})),
     "jpeg": lambda **kw: JPEGCodec(subsampling=0, **kw),
     "jpeg444": lambda **kw: JPEGCodec(subsampling=0, **kw),
     "jpeg420": lambda **kw: JPEGCodec(subsampling=2, **kw),

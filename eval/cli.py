@@ -139,7 +139,7 @@ def run_eval(args: argparse.Namespace) -> int:
             kw = {
                 "ncodec": ncodec_kw,
                 **{f"ncodec-e{e}": ncodec_kw for e in (1, 2, 3)},
-                "ncodec-image-ctx-v1": ncodec_kw,
+                **{f"ncodec-image-{m}": ncodec_kw for m in ("ctx-v1", "ctx-v2", "hp-v1")},
                 "x265": {"preset": args.x265_preset},
                 "hevc": {"preset": args.x265_preset},
                 "avif": {"speed": args.avif_speed},
