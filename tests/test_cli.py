@@ -37,7 +37,7 @@ def test_encode_decode_info_models(capsys, tmp_path, stream):
     assert code == 0 and (tmp_path / "y.png").exists()
     code, out, _ = run(capsys, "info", stream, "--json")
     info = json.loads(out)
-    assert code == 0 and info["width"] == 256 and info["model"] == "image-hp-v1"
+    assert code == 0 and info["width"] == 256 and info["model"] == "image-ctx-v2"  # the default image model
     code, out, _ = run(capsys, "models")
     assert code == 0 and "image-hp-v1" in out
 

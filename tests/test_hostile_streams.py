@@ -145,7 +145,7 @@ def test_end_record_must_point_at_the_index() -> None:
 def image_stream() -> bytes:
     rng = np.random.default_rng(0)
     img = np.clip(rng.normal(128, 40, (64, 128, 3)), 0, 255).astype(np.uint8)
-    return nc.encode(img, quality=30, tile=64)
+    return nc.encode(img, quality=30, tile=64, model="image-hp-v1")  # a two-part hyperprior payload
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ def _counting_reader(data: bytes) -> tuple[StreamReader, list[int]]:
 
 def test_region_equals_the_crop_of_the_whole_decode():
     rgb = photo(448, 320)
-    data = nc.encode(rgb, quality=50, tile=64)  # 7 x 5 segments
+    data = nc.encode(rgb, quality=50, tile=64, model="image-hp-v1")  # 7 x 5 segments
     whole = np.asarray(nc.decode(data)).astype(int)
     m = load_model("image-hp-v1")
     params = ImageParams.from_bytes(read_stream(data)[0].params)

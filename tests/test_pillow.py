@@ -29,7 +29,7 @@ def test_save_and_open_by_name(tmp_path, img):
     assert (tmp_path / "x.ncb").read_bytes() == nc.encode(img, quality=60)
     with Image.open(tmp_path / "x.ncb") as im:
         assert im.format == "NCODEC" and im.mode == "RGB" and im.size == (64, 48)
-        assert im.info["quality"] == 60.0 and im.info["ncodec_model"] == "image-hp-v1"
+        assert im.info["quality"] == 60.0 and im.info["ncodec_model"] == "image-ctx-v2"  # the default
         pixels = np.asarray(im)
     assert np.array_equal(pixels, np.asarray(nc.decode(nc.encode(img, quality=60))))
 
