@@ -128,7 +128,7 @@ class AudioModel(HyperpriorWeights, AudioTransforms):
             ModelFileError: not an ncodec audio weights file, or missing/ill-shaped tensors.
         """
         path = Path(path)
-        meta, t = read_weights(path, KIND)
+        meta, t = read_weights(path, cls.KIND)  # subclasses load their own kind
         try:
             config = json.loads(meta["config"])
             if config.get("sample_rate") != SAMPLE_RATE or config.get("frame") != FRAME:

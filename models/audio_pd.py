@@ -23,9 +23,6 @@ The latent codec hands the decoder ``[ys_hat, table index, mu]`` stacked on the 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -34,10 +31,10 @@ from ncodec import entropy
 from ncodec.bitstream.errors import CorruptStreamError
 from ncodec.entropy.tables import gaussian_scale_table
 from ncodec.models.audio import HOP
-from ncodec.models.audio_model import FRAME, SAMPLE_RATE, AudioModel
+from ncodec.models.audio_model import AudioModel
 from ncodec.models.latent_codecs import Y_LIMIT, Coded, UnitShape
 from ncodec.models.registry import register_architecture
-from ncodec.models.weights_io import ModelFileError, read_weights, weights_digest
+from ncodec.models.weights_io import weights_digest
 
 KIND = "audio-perceptual"
 
@@ -173,27 +170,6 @@ class AudioPDModel(AudioModel):
         inv = self._gain(self.log_inv_gain, kbps)
         q = torch.full((y.shape[0],), self.level(kbps), device=dev)
         return self.synthesize_side(y, idx, mu, inv, q)
-
-    @classmethod
-    def load(cls, path: Path) -> AudioPDModel:
-        """Loads a weights file written by :meth:`save` (``ModelFileError`` if it is not one)."""
-        path = Path(path)
-        meta, t = read_weights(path, KIND)
-        try:
-            config = json.loads(meta["config"])
-            if config.get("sample_rate") != SAMPLE_RATE or config.get("frame") != FRAME:
-                raise ValueError("model rate or frame size differs from this ncodec")
-            model = cls(config, meta["model_id"])
-            state = {k[6:]: v for k, v in t.items() if k.startswith("float.")}
-            model.load_state_dict(state, strict=True)
-            model.load_entropy(t)
-            if any(layer.weight.dim() != 3 for layer in model.h_s_int.layers):
-                raise ValueError("integer hyper-synthesis is not 1-D")
-        except (KeyError, ValueError, RuntimeError, TypeError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"{path}: inconsistent weights file ({e})") from None
-        model.eval()
-        model.digest = weights_digest(t)
-        return model
 
 
 @torch.no_grad()
