@@ -173,6 +173,50 @@ def _requant(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mult, shift
 
 
+def quantize_conv(
+    m: nn.Module, in_scale: float, y: Tensor, out_scale: Tensor | float | None
+) -> tuple[IntLayer, Tensor, Tensor | float]:
+    """One float convolution ``m`` as an :class:`IntLayer`: weights per output channel in
+    ``WEIGHT_BITS``, bias in accumulator units, requantisation to ``out_scale``.
+
+    Args:
+        in_scale: real value of one input integer unit.
+        y: the float layer's output on the calibration input (the caller computes it).
+        out_scale: real value of one output unit (the last layer's, fixed by the format), or
+            ``None`` for a hidden layer: ReLU, scale calibrated on ``y`` (:func:`activation_scale`).
+
+    Returns:
+        the layer, the calibration output (clamped at 0 for a hidden layer) and the output scale.
+    """
+    transposed = isinstance(m, nn.ConvTranspose2d | nn.ConvTranspose1d)
+    w = m.weight.detach().double()
+    oc_dim = 1 if transposed else 0
+    wmax = w.abs().amax(dim=[d for d in range(w.dim()) if d != oc_dim]).clamp_min(1e-12)
+    s_w = wmax / ((1 << (WEIGHT_BITS - 1)) - 1)  # per output channel
+    shape = [1, -1] if transposed else [-1, 1]
+    shape += [1] * (w.dim() - 2)
+    w_int = torch.round(w / s_w.view(shape))
+    acc_scale = s_w * in_scale  # real value of one accumulator unit, per channel
+    bias = torch.round(m.bias.detach().double() / acc_scale).to(torch.int64)
+    relu = out_scale is None
+    if relu:
+        y = y.clamp_min(0)
+        out_scale = activation_scale(y)
+    mult, shift = _requant((acc_scale / out_scale).numpy())
+    layer = IntLayer(
+        transposed,
+        m.stride[0],
+        m.padding[0],
+        m.output_padding[0] if transposed else 0,
+        w_int,
+        bias,
+        torch.from_numpy(mult),
+        torch.from_numpy(shift),
+        relu=relu,
+    )
+    return layer, y, out_scale
+
+
 def quantize_hyper_synthesis(h_s: nn.Sequential, calib_z: Tensor) -> IntHyperSynthesis:
     """Builds the integer twin of a trained float ``h_s`` (conv/deconv layers with ReLU between).
 
@@ -182,43 +226,13 @@ def quantize_hyper_synthesis(h_s: nn.Sequential, calib_z: Tensor) -> IntHyperSyn
     """
     convs = [m for m in h_s if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Conv1d | nn.ConvTranspose1d)]
     x_float = calib_z.double()
-    in_scale = 1.0  # real value of one input integer unit
+    in_scale = 1.0
     layers = []
     for i, m in enumerate(convs):
         last = i == len(convs) - 1
-        transposed = isinstance(m, nn.ConvTranspose2d | nn.ConvTranspose1d)
-        w = m.weight.detach().double()
-        oc_dim = 1 if transposed else 0
-        wmax = w.abs().amax(dim=[d for d in range(w.dim()) if d != oc_dim]).clamp_min(1e-12)
-        s_w = wmax / ((1 << (WEIGHT_BITS - 1)) - 1)  # per output channel
-        shape = [1, -1] if transposed else [-1, 1]
-        shape += [1] * (w.dim() - 2)
-        w_int = torch.round(w / s_w.view(shape))
-        acc_scale = s_w * in_scale  # real value of one accumulator unit, per channel
-        bias = torch.round(m.bias.detach().double() / acc_scale).to(torch.int64)
-        # float reference output for calibration
-        y = m(x_float.float()).double()
-        if last:
-            out_scale = 2.0**-OUT_FRAC_BITS
-        else:
-            y = y.clamp_min(0)
-            out_scale = activation_scale(y)
-        mult, shift = _requant((acc_scale / out_scale).numpy())
-        layers.append(
-            IntLayer(
-                transposed,
-                m.stride[0],
-                m.padding[0],
-                m.output_padding[0] if transposed else 0,
-                w_int,
-                bias,
-                torch.from_numpy(mult),
-                torch.from_numpy(shift),
-                relu=not last,
-            )
-        )
-        x_float = y
-        in_scale = out_scale
+        y = m(x_float.float()).double()  # float reference output for calibration
+        layer, x_float, in_scale = quantize_conv(m, in_scale, y, 2.0**-OUT_FRAC_BITS if last else None)
+        layers.append(layer)
     return IntHyperSynthesis(layers)
 
 

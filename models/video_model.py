@@ -53,6 +53,7 @@ from ncodec.models.int_hyper import (
     IntLayer,
     _requant,
     activation_scale,
+    quantize_conv,
     table_indexes,
 )
 from ncodec.models.registry import register_architecture
@@ -271,7 +272,6 @@ def quantize_temporal(net: TemporalNet, calib: tuple[Tensor, Tensor, Tensor, Ten
     net = net.eval()
     p1, p2, m0, s0 = (v.double() for v in calib)
     x_float = torch.cat([p1 - m0, p2 - p1, s0, match_costs(p1, p2, m0, net.radius)], 1)
-    in_scale = torch.full((x_float.shape[1],), 1.0 / FX, dtype=torch.float64)
     k, m = net.k, net.m
     out_last = torch.cat(
         [
@@ -281,38 +281,17 @@ def quantize_temporal(net: TemporalNet, calib: tuple[Tensor, Tensor, Tensor, Ten
         ]
     )
     layers = []
+    in_scale = 1.0 / FX  # uniform over the input channels
     for i, conv in enumerate(net.convs):
         last = i == len(net.convs) - 1
-        w = conv.weight.detach().double()
-        wmax = w.abs().amax(dim=(1, 2, 3)).clamp_min(1e-12)
-        s_w = wmax / ((1 << (WEIGHT_BITS - 1)) - 1)
-        w_int = torch.round(w / s_w.view(-1, 1, 1, 1))
-        # the input scale is a scalar per layer (in_scale is uniform), so it factors out
-        acc_scale = s_w * float(in_scale[0])
-        bias = torch.round(conv.bias.detach().double() / acc_scale).to(torch.int64)
         with torch.no_grad():
-            y = F.conv2d(x_float, w, conv.bias.detach().double(), padding=conv.padding)
-        if last:
-            out_scale = out_last
-        else:
-            y = y.clamp_min(0)
-            out_scale = torch.full((y.shape[1],), activation_scale(y), dtype=torch.float64)
-        mult, shift = _requant((acc_scale / out_scale).numpy())
-        layers.append(
-            IntLayer(
-                False,
-                1,
-                conv.padding[0],
-                0,
-                w_int,
-                bias,
-                torch.from_numpy(mult),
-                torch.from_numpy(shift),
-                relu=not last,
+            y = F.conv2d(
+                x_float, conv.weight.detach().double(), conv.bias.detach().double(), padding=conv.padding
             )
-        )
-        x_float = y
-        in_scale = out_scale
+        layer, x_float, scale = quantize_conv(conv, in_scale, y, out_last if last else None)
+        layers.append(layer)
+        if not last:
+            in_scale = float(scale)  # a hidden layer's scale is one for all its channels
     return IntTemporalNet(layers, m, net.radius)
 
 
