@@ -38,7 +38,8 @@ from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
 from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
 from ncodec.models.image_model import DOWNSAMPLE, ImageModel
 from ncodec.models.latent_codecs import HyperpriorCodec, StagedCodec, join_parts, split_parts
-from ncodec.models.latent_opt import EFFORTS, refine_residuals
+from ncodec.models.latent_codecs.checkerboard import ContextCodec
+from ncodec.models.latent_opt import EFFORTS, refine_context, refine_residuals
 from ncodec.models.windows import (
     SYNTH_HALO,
     Rect,
@@ -288,6 +289,7 @@ class ImageAnalysis(Analysis):
         self.picture = Picture(self._params(0), m, n)
         self.y = analyse_windowed(model, prep.rgb, DOWNSAMPLE, device, progress=progress)
         self.schedule = EFFORTS[effort]
+        self.progress = progress
         self.alpha = zlib.compress(prep.alpha.tobytes(), 9) if prep.alpha is not None else None
 
     def _params(self, centi_quality: int) -> ImageParams:
@@ -305,8 +307,21 @@ class ImageAnalysis(Analysis):
         x0, y0, x1, y1 = (v * DOWNSAMPLE for v in rect)
         rgb = self.prep.rgb[y0:y1, x0:x1]
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255).to(self.device)
-        prior = self.picture.prior(HyperpriorCodec(self.model), z_hat, rect)
-        return refine_residuals(self.model, x, ys, z_hat, q, self.schedule, prior=prior)
+        # one progress bar (tqdm on a terminal) per segment, one step per iteration
+        steps = iter(self.progress(range(self.schedule.iters)))
+
+        def tick(_: int) -> None:
+            next(steps, None)
+
+        if isinstance(self.codec, ContextCodec):
+            # the rate and the rounding of the context model, which codes these latents
+            prior = self.picture.prior(self.codec, z_hat, rect)
+            out = refine_context(self.model, self.codec, x, ys, prior, q, self.schedule, progress=tick)
+        else:
+            prior = self.picture.prior(HyperpriorCodec(self.model), z_hat, rect)
+            out = refine_residuals(self.model, x, ys, z_hat, q, self.schedule, prior=prior, progress=tick)
+        next(steps, None)  # ends (and closes) the bar
+        return out
 
     def encode(self, rate: float) -> Encoded:
         params = self._params(int(round(min(max(rate, 0.0), 100.0) * 100)))

@@ -259,6 +259,11 @@ def _requantize(acc: Tensor, bias: Tensor, mult: Tensor, shift: Tensor, relu: bo
     return y.clamp(0, (1 << ACT_BITS) - 1) if relu else y.clamp(-OUT_LIMIT, OUT_LIMIT)
 
 
+def _ratio(mult: Tensor, shift: Tensor) -> Tensor:
+    """float32 ``mult / 2**shift``: the real factor a requantisation applies."""
+    return (mult.to(torch.float64) * torch.exp2(-shift.to(torch.float64))).to(torch.float32)
+
+
 class IntPassNet:
     """Exact integer twin of :class:`PassNet`.
 
@@ -289,6 +294,34 @@ class IntPassNet:
         for layer in self.rest:
             x = layer(x)
         dmu, dt = x.to(torch.int64).chunk(2, dim=1)
+        return dmu, dt
+
+    def relaxed(self, sp: Tensor | None, ch: Tensor | None, hy: Tensor) -> tuple[Tensor, Tensor]:
+        """Differentiable float32 twin of :meth:`__call__` (the encoder's latent optimisation): the
+        same integer weights and requantisation ratios without the roundings, so it follows the
+        exact network to within them. Inputs and outputs are float, in fixed-point units."""
+        f = self.__dict__.get("_f32")
+        if f is None:  # float32 copies, made once: float64 convolutions are several times slower
+            first = {k: w.to(torch.float32) for k, w in self.first.items()}
+            rest = [
+                (L.weight.to(torch.float32), L.bias.to(torch.float32), _ratio(L.mult, L.shift), L)
+                for L in self.rest
+            ]
+            f = self._f32 = (first, self.bias.to(torch.float32), _ratio(self.mult, self.shift), rest)
+        first, bias, ratio, rest = f
+        acc = None
+        for name, x in zip(self.GROUPS, (sp, ch, hy)):
+            w = first.get(name)
+            if w is None:
+                continue
+            y = F.conv2d(x.clamp(-IN_LIMIT, IN_LIMIT), w, padding=w.shape[-1] // 2)
+            acc = y if acc is None else acc + y
+        view = (1, -1, 1, 1)
+        x = ((acc + bias.view(view)) * ratio.view(view)).clamp(0, (1 << ACT_BITS) - 1)
+        for w, b, r, L in rest:
+            y = (F.conv2d(x, w, stride=L.stride, padding=L.padding) + b.view(view)) * r.view(view)
+            x = y.clamp(0, (1 << ACT_BITS) - 1) if L.relu else y.clamp(-OUT_LIMIT, OUT_LIMIT)
+        dmu, dt = x.chunk(2, dim=1)
         return dmu, dt
 
     def state_tensors(self, prefix: str) -> dict[str, Tensor]:

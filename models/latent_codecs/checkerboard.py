@@ -108,6 +108,24 @@ class ContextCodec(StagedCodec):
         ys_hat_fx = self._run(*prior, code)
         return Coded(parts, ys_hat_fx.double() / FX)
 
+    def quantize_latents(self, ys: Tensor, prior: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
+        """What :meth:`compress_latents` would code, without coding it: the residual symbols and
+        table indexes (int64, the latents' shape) and ``ys_hat`` (float64). ``ys_hat`` is exact
+        (fixed point), so ``compress_latents(ys_hat, prior)`` writes these same symbols: the
+        encoder's latent optimisation hands its choice to the coder that way."""
+        ys = ys.cpu().double()
+        sym = torch.zeros(ys.shape, dtype=torch.int64)
+        tab = torch.zeros(ys.shape, dtype=torch.int64)
+
+        def code(k, mu_fx, t, mask, c0, c1):
+            s = torch.round(ys[:, c0:c1] - mu_fx.double() / FX).clamp(-Y_LIMIT, Y_LIMIT).to(torch.int64)
+            sym[:, c0:c1] = torch.where(mask, s, sym[:, c0:c1])
+            tab[:, c0:c1] = torch.where(mask, t, tab[:, c0:c1])
+            return s
+
+        ys_hat_fx = self._run(*prior, code)
+        return sym, tab, ys_hat_fx.double() / FX
+
     def decompress_latents(self, parts: list[bytes], prior: tuple[Tensor, ...]) -> Tensor:
         m = self.model
         if len(parts) != len(self.passes):
