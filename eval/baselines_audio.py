@@ -202,7 +202,25 @@ def _mp3(**kw: Any) -> AVAudioCodec:
     return AVAudioCodec("mp3", "libmp3lame", "mp3", "MP3 (libmp3lame via PyAV, CBR)", **kw)
 
 
-AUDIO_CODECS: dict[str, Any] = {"ncodec": NcodecAudioCodec, "opus": _opus, "aac": _aac, "mp3": _mp3}
+def _ncodec_model(model: str):
+    """A factory of the ncodec codec with ``model``, named ``ncodec-<model>`` (several ncodec
+    models compared in one run)."""
+
+    def make(**kw: Any) -> NcodecAudioCodec:
+        codec = NcodecAudioCodec(**{**kw, "model": model})
+        codec.name = f"ncodec-{model}"
+        return codec
+
+    return make
+
+
+AUDIO_CODECS: dict[str, Any] = {
+    "ncodec": NcodecAudioCodec,
+    **{f"ncodec-{m}": _ncodec_model(m) for m in ("audio-hp-v1", "audio-pd-v1", "audio-ctx-v1")},
+    "opus": _opus,
+    "aac": _aac,
+    "mp3": _mp3,
+}
 
 
 def get_audio_codec(name: str, **kwargs: Any) -> Any:

@@ -178,7 +178,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 rate_points,
                 args.limit,
                 args.jobs,
-                {"ncodec": ncodec_kw} if "ncodec" in codecs else {},
+                {c: ncodec_kw for c in codecs if c.startswith("ncodec")},
                 show,
                 args.quiet,
                 args.max_seconds,

@@ -125,6 +125,17 @@ SHIPPED: dict[str, ModelInfo] = {
         digest="9850e2e77d320a59028b96e79bac869e",
         decoder_above=(320.0, "audio-hp-v1"),  # 32 kbit/s nominal (rate in 0.1 kbit/s): see its card
     ),
+    "audio-ctx-v1": ModelInfo(
+        name="audio-ctx-v1",
+        medium="audio",
+        weights="audio-ctx-v1.safetensors",
+        card="audio-ctx-v1.md",
+        rate_range="as audio-pd-v1 (same symbols and decoder), fewer bytes at the same rate field",
+        description="audio-pd-v1 with a checkerboard context entropy model over its latents "
+        "(exact integer networks); audio-hp-v1's decoder above 32 kbit/s",
+        module="ncodec.models.audio_context",
+        digest="39c80854e4adcf5ed4f96516a8c17180",
+    ),
     "video-st-v1": ModelInfo(
         name="video-st-v1",
         medium="video",
