@@ -148,7 +148,7 @@ SHIPPED: dict[str, ModelInfo] = {
     ),
 }
 
-DEFAULT_MODEL = {"image": "image-ctx-v2", "audio": "audio-pd-v1", "video": "video-st-v1"}
+DEFAULT_MODEL = {"image": "image-ctx-v2", "audio": "audio-ctx-v1", "video": "video-st-v1"}
 
 
 def model_info(name: str | None, medium: str) -> ModelInfo:

@@ -218,3 +218,27 @@ def test_above_32_kbps_it_decodes_with_audio_hp_v1s_synthesis(speechy):
     assert _chunks(a)[1].rate > 320 and _chunks(a)[1] == _chunks(b)[1]
     assert nc.info(a)["model"] == CTX and len(a) < len(b)
     assert np.array_equal(nc.decode(a)[0], nc.decode(b)[0])
+
+
+def test_latent_beyond_the_clamp_is_refused(speechy):
+    """A pass-0 symbol rewritten to 2**30 (a valid rANS escape) is refused as corrupt."""
+    from ncodec import entropy
+    from ncodec.bitstream.errors import CorruptStreamError
+    from ncodec.models.audio_context import color_map, pass_tables
+    from ncodec.models.latent_codecs import join_parts
+
+    m = load_model(CTX)
+    data = nc.encode((speechy[:, :20000], 16000), quality=40, model=CTX)
+    header, p, segs = _chunks(data)
+    parts = split_parts(segs[0], 3)
+    shape = m.unit_shape(1, audio_pipe.check_layout(p).region(0)[2] // 160)
+    z = entropy.decode(parts[0], m.z_indexes(shape.z), m.z_tables)
+    _, t_h = m.hyper(torch.from_numpy(z.astype(np.int64)).view(shape.z), shape.y)
+    first = color_map(m.context, m.m, shape.y[-1]) == 0
+    idx = pass_tables(m, 0, None, t_h)[..., first].to(torch.int32).numpy().reshape(-1)
+    sym = entropy.decode(parts[1], idx, m.y_tables)
+    sym[0] = 1 << 30
+    parts[1] = entropy.encode(sym, idx, m.y_tables)
+    bad = write_stream(header, [join_parts(parts), *segs[1:]])
+    with pytest.raises(CorruptStreamError, match="beyond"):
+        nc.decode(bad)

@@ -152,9 +152,10 @@ def test_encoder_reconstruction_is_the_decode(speechy):
 
 def test_high_rates_are_written_for_audio_hp_v1s_decoder(speechy):
     """Above 32 kbit/s (nominal) audio-hp-v1 decodes better and the payload is the same bytes, so
-    the default model writes those streams under audio-hp-v1's name; below, under its own."""
+    audio-pd-v1 writes those streams under audio-hp-v1's name; below, under its own."""
     x, sr = speechy, 16000
-    low, high = nc.encode((x, sr), quality=10), nc.encode((x, sr), quality=75)  # 7.6, 35.4 kbit/s
+    low = nc.encode((x, sr), quality=10, model=PD)  # 7.6 kbit/s nominal
+    high = nc.encode((x, sr), quality=75, model=PD)  # 35.4 kbit/s
     assert read_stream(low)[0].model_id == "audio-pd-v1"
     assert read_stream(high)[0].model_id == "audio-hp-v1"
     assert AudioParams.from_bytes(read_stream(high)[0].params).rate > 320

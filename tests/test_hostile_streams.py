@@ -152,7 +152,7 @@ def image_stream() -> bytes:
 def audio_stream() -> bytes:
     t = np.arange(16000 * 5) / 16000
     x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    return nc.encode((x, 16000), quality=20)
+    return nc.encode((x, 16000), quality=20, model="audio-hp-v1")  # _with_huge_latent: 2 parts
 
 
 def test_swapped_image_tiles_are_refused(image_stream: bytes) -> None:
