@@ -37,6 +37,7 @@ from ncodec.bitstream.params import MAX_AUDIO_SAMPLES, AudioParams
 from ncodec.codec.audio_io import OUT_FORMATS
 from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
 from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
+from ncodec.models.audio_latent_opt import AUDIO_EFFORTS, applies, refine_audio
 from ncodec.models.audio_model import FRAME, SAMPLE_RATE, AudioModel
 from ncodec.models.latent_codecs import LatentCodec, split_parts
 
@@ -213,11 +214,13 @@ def model_chunks(x: np.ndarray, sample_rate: int, lay: Layout) -> Iterator[np.nd
 
 
 class ChunkAnalysis:
-    """One chunk's analysis ``y`` (rate independent), kept so rate control can try many rates."""
+    """One chunk's analysis ``y`` (rate independent), kept so rate control can try many rates;
+    with ``keep`` also its waveform (what the encoder effort optimises against)."""
 
-    def __init__(self, model: AudioModel, region: np.ndarray, device: str):
+    def __init__(self, model: AudioModel, region: np.ndarray, device: str, keep: bool = False):
         self.model = model
         self.frames = region.shape[1] // FRAME
+        self.region = torch.from_numpy(region)[:, None] if keep else None
         with torch.no_grad():
             self.y = model.analyze(torch.from_numpy(region)[:, None].to(device))
 
@@ -238,8 +241,10 @@ class AudioAnalysis(Analysis):
         chunk: int | None,
         device: str,
         progress: Progress = no_progress,
+        effort: int = 0,
     ):
         chunk = chunk or default_chunk(sample_rate)
+        self.schedule = AUDIO_EFFORTS[effort]
         self.model, self.device = model, device
         self.mode = 1 if x.shape[0] == 2 else 0
         self.base = (sample_rate, x.shape[0], self.mode, x.shape[1], chunk)
@@ -249,12 +254,21 @@ class AudioAnalysis(Analysis):
             raise InvalidArgumentError(f"chunk of {chunk} samples at {sample_rate} Hz is not whole 10 ms")
         self.codec: LatentCodec = model.latent_codec()
         regions = model_chunks(to_coded(x, self.mode), sample_rate, lay)
-        self.chunks = [ChunkAnalysis(model, r, device) for r in progress(regions)]
+        keep = self.schedule is not None
+        self.chunks = [ChunkAnalysis(model, r, device, keep) for r in progress(regions)]
+
+    def _latents(self, c: ChunkAnalysis, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A chunk's ``(ys, z_hat)`` to code at ``rate``: optimised at an effort above 0
+        (:mod:`ncodec.models.audio_latent_opt`; same hyper-latents, decoder unchanged)."""
+        ys, z_hat = c.latents(rate)
+        if self.schedule is not None and applies(self.model, rate / 10):
+            ys = refine_audio(self.model, c.region, ys, z_hat, rate / 10, self.schedule)
+        return ys, z_hat
 
     def encode(self, rate: float) -> Encoded:
         sr, ch, mode, samples, chunk = self.base
         params = AudioParams(sr, ch, mode, int(min(max(round(rate), 1), 65535)), samples, chunk)
-        coded = [self.codec.compress(*c.latents(params.rate)) for c in self.chunks]
+        coded = [self.codec.compress(*self._latents(c, params.rate)) for c in self.chunks]
 
         def reconstruct() -> tuple[np.ndarray, int]:
             regions = (_synthesize_chunk(self.model, c.ys_hat, params, k) for k, c in enumerate(coded))
@@ -407,9 +421,14 @@ class AudioCodec(MediumCodec):
         device: str = "cpu",
         progress: Progress = no_progress,
         chunk: int | None = None,
+        effort: int = 0,
         **options: Any,
     ) -> AudioAnalysis:
-        """``obj``: ``(samples [C, T] or [T], sample_rate in Hz)``; ``chunk``: samples per chunk."""
+        """``obj``: ``(samples [C, T] or [T], sample_rate in Hz)``; ``chunk``: samples per chunk;
+        ``effort``: 0 one pass, 1 latent optimisation (:mod:`ncodec.models.audio_latent_opt`,
+        about 0.5 CPU-seconds per second of audio at each rate tried; same decoder)."""
+        if effort not in AUDIO_EFFORTS:
+            raise InvalidArgumentError(f"audio effort must be one of {sorted(AUDIO_EFFORTS)}")
         if len(obj) != 2:
             raise UnsupportedInputError("audio must be a (samples [C, T], sample_rate) tuple")
         try:
@@ -417,7 +436,7 @@ class AudioCodec(MediumCodec):
         except (TypeError, ValueError):
             raise UnsupportedInputError("audio sample rate must be an integer") from None
         x = prepare(obj[0], sample_rate)
-        return AudioAnalysis(model, x, sample_rate, chunk, device, progress)
+        return AudioAnalysis(model, x, sample_rate, chunk, device, progress, effort)
 
     def rate_of(self, quality: float) -> float:
         return float(quality_to_rate(quality))

@@ -94,8 +94,9 @@ def get_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         choices=(0, 1, 2, 3),
-        help="image encoder effort: 0 one pass (default); 1-3 optimise the latents "
-        "(about 10 s, 1 min, 10 min per 0.4-Mpixel image; same decoder)",
+        help="encoder effort: 0 one pass (default); images 1-3 optimise the latents "
+        "(about 10 s, 1 min, 10 min per 0.4-Mpixel image), audio 1 (about 0.5 s per second "
+        "of audio and rate tried); same decoder",
     )
     e.add_argument("--force", "-f", action="store_true", help="overwrite the output")
     add_video_args(e, "encode")
