@@ -141,8 +141,8 @@ def encode_obj(
     m = _model(info.name, device)
     analysis = codec.analyse(m, obj, device=device, progress=_progress(progress, codec.name), **options)
 
-    def stream_at(rate: float) -> tuple[bytes, Encoded]:
-        enc = analysis.encode(rate)
+    def stream_at(rate: float, code=analysis.encode) -> tuple[bytes, Encoded]:
+        enc = code(rate)
         name, digest = info.name, m.digest
         if info.decoder_above is not None and rate > info.decoder_above[0]:
             name = info.decoder_above[1]  # same payload; that model decodes this rate better
@@ -177,9 +177,9 @@ def encode_obj(
             bar.set_postfix_str(f"{codec.rate_unit} {rate:g}: {value:.4g} {t.unit}", refresh=False)
             bar.update()
 
-    try:
-        res = search(
-            stream_at,
+    def run(code_at, guess: int | None = None):
+        return search(
+            code_at,
             lambda item: t.measure(*item),
             goal,
             lo,
@@ -189,7 +189,17 @@ def encode_obj(
             geometric=codec.rate_geometric,
             max_tries=t.tries,
             progress=tried,
+            guess=guess,
         )
+
+    try:
+        guess = None
+        if analysis.costly:
+            # an encoder effort: narrow the rate on cheap effort-0 drafts, then code at full effort
+            # only around it (a few tries instead of a bisection of the whole domain)
+            draft = run(lambda rate: stream_at(rate, analysis.draft))
+            guess = int(round(draft.rate * scale))
+        res = run(stream_at, guess)
     finally:
         if bar is not None:
             bar.close()

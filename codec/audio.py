@@ -265,6 +265,17 @@ class AudioAnalysis(Analysis):
             ys = refine_audio(self.model, c.region, ys, z_hat, rate / 10, self.schedule)
         return ys, z_hat
 
+    @property
+    def costly(self) -> bool:
+        return self.schedule is not None
+
+    def draft(self, rate: float) -> Encoded:
+        schedule, self.schedule = self.schedule, None
+        try:
+            return self.encode(rate)
+        finally:
+            self.schedule = schedule
+
     def encode(self, rate: float) -> Encoded:
         sr, ch, mode, samples, chunk = self.base
         params = AudioParams(sr, ch, mode, int(min(max(round(rate), 1), 65535)), samples, chunk)

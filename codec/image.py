@@ -323,6 +323,17 @@ class ImageAnalysis(Analysis):
         next(steps, None)  # ends (and closes) the bar
         return out
 
+    @property
+    def costly(self) -> bool:
+        return self.schedule is not None
+
+    def draft(self, rate: float) -> Encoded:
+        schedule, self.schedule = self.schedule, None
+        try:
+            return self.encode(rate)
+        finally:
+            self.schedule = schedule
+
     def encode(self, rate: float) -> Encoded:
         params = self._params(int(round(min(max(rate, 0.0), 100.0) * 100)))
         q = params.quality / 100.0  # the decoder sees only the stored centi-quality

@@ -54,6 +54,17 @@ class Analysis(ABC):
     def encode(self, rate: float) -> Encoded:
         """Codes at ``rate``, in the medium's rate unit (``MediumCodec.rate_unit``)."""
 
+    @property
+    def costly(self) -> bool:
+        """Whether :meth:`encode` is expensive (an encoder effort above 0), so that a rate search
+        should first narrow the rate on :meth:`draft` encodes."""
+        return False
+
+    def draft(self, rate: float) -> Encoded:
+        """A cheap encode whose size tracks :meth:`encode`'s closely (the same analysis at effort
+        0), for narrowing a rate search; by default :meth:`encode` itself."""
+        return self.encode(rate)
+
 
 @dataclass(frozen=True)
 class Target:

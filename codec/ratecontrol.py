@@ -44,6 +44,7 @@ def search(
     max_tries: int = 16,
     tolerance: float = 0.02,
     progress: Callable[[float, float], None] | None = None,
+    guess: int | None = None,
 ) -> SearchResult[T]:
     """Searches the integer rate domain ``lo..hi`` (the rate is ``k / scale``).
 
@@ -55,6 +56,10 @@ def search(
         geometric: bisect in log space (rates spanning decades, such as kbit/s).
         tolerance: ``nearest`` stops early within this relative distance of the goal.
         progress: called with (rate, value) after every try.
+        guess: a rate (in ``lo..hi``) expected near the answer, e.g. from a search over cheap
+            draft encodes: it is coded first and the bracket grows from it (steps of 10 % of the
+            rate, or 0.5 % of the domain, doubling), so a good guess costs a few tries, not a
+            bisection of the whole domain.
     """
     if mode not in ("at_most", "at_least", "nearest"):
         raise ValueError(f"unknown search mode {mode!r}")
@@ -84,12 +89,22 @@ def search(
         v = at(k)
         return v < goal if mode == "at_least" else v <= goal
 
-    # the goal beyond an end of the domain: that end, clamped unless it is within tolerance
-    if not passes(lo):
-        return result(lo, not within(lo))
-    if passes(hi):
-        return result(hi, not within(hi))
-    below, above = lo, hi
+    if guess is not None:
+        bracket = _gallop(min(max(guess, lo), hi), lo, hi, passes, close, geometric)
+        if isinstance(bracket, int):
+            return result(bracket, False)
+        below, above = bracket
+        if above is None:  # passes at hi
+            return result(hi, not within(hi))
+        if below is None:  # fails at lo
+            return result(lo, not within(lo))
+    else:
+        # the goal beyond an end of the domain: that end, clamped unless it is within tolerance
+        if not passes(lo):
+            return result(lo, not within(lo))
+        if passes(hi):
+            return result(hi, not within(hi))
+        below, above = lo, hi
     while above - below > 1 and len(tried) < max_tries:
         mid = int(round(math.sqrt(below * above))) if geometric and below > 0 else (below + above) // 2
         mid = min(max(mid, below + 1), above - 1)
@@ -106,3 +121,28 @@ def search(
     vb, va = at(below), at(above)
     near = below if abs(math.log(max(vb, 1e-12) / goal)) <= abs(math.log(va / goal)) else above
     return result(near, False)
+
+
+def _gallop(
+    g: int, lo: int, hi: int, passes: Callable[[int], bool], close: Callable[[int], bool], geometric: bool
+) -> int | tuple[int | None, int | None]:
+    """From ``g``, steps away (doubling) until ``passes`` changes: the rate if one is close enough,
+    else ``(below, above)``, with ``above`` None when even ``hi`` passes and ``below`` None when
+    even ``lo`` fails."""
+    if close(g):
+        return g
+    up = passes(g)
+    k, step = g, 1.0
+    while True:
+        if geometric and k > 0:
+            delta = max(1, int(round(k * (1.1**step - 1))))
+        else:
+            delta = max(1, int(round((hi - lo) * 0.005 * step)))
+        nxt = min(k + delta, hi) if up else max(k - delta, lo)
+        if nxt == k:  # at the domain's end
+            return (k, None) if up else (None, k)
+        if close(nxt):
+            return nxt
+        if passes(nxt) != up:
+            return (k, nxt) if up else (nxt, k)
+        k, step = nxt, step * 2

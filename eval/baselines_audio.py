@@ -157,7 +157,9 @@ class NcodecAudioCodec:
 
     name = "ncodec"
 
-    def __init__(self, rates: list[float] | None = None, model: str | None = None, device: str = "cpu"):
+    def __init__(
+        self, rates: list[float] | None = None, model: str | None = None, device: str = "cpu", effort: int = 0
+    ):
         api = ncodec_api()
         if api is None:
             raise ImportError("ncodec.codec is not available")
@@ -165,8 +167,11 @@ class NcodecAudioCodec:
         self.model = model
         self.device = device
         self.rates = rates or [6, 12, 24, 32]
-        self.description = f"ncodec learned audio codec (model={model or 'default'})"
-        self.settings = {"model": model, "device": device, "rc": "target_kbps"}
+        self.effort = effort
+        if effort:
+            self.name = f"ncodec-e{effort}"
+        self.description = f"ncodec learned audio codec (model={model or 'default'}, effort={effort})"
+        self.settings = {"model": model, "device": device, "rc": "target_kbps", "effort": effort}
 
     def encode(self, samples: np.ndarray, sample_rate: int, kbps: float) -> bytes:
         return self._api.encode(
@@ -174,6 +179,7 @@ class NcodecAudioCodec:
             target_kbps=float(kbps),
             model=self.model,
             device=self.device,
+            **({"effort": self.effort} if self.effort else {}),
         )
 
     def decode(self, data: bytes) -> tuple[np.ndarray, int]:
@@ -217,6 +223,8 @@ def _ncodec_model(model: str):
 AUDIO_CODECS: dict[str, Any] = {
     "ncodec": NcodecAudioCodec,
     **{f"ncodec-{m}": _ncodec_model(m) for m in ("audio-hp-v1", "audio-pd-v1", "audio-ctx-v1")},
+    # encoder latent optimisation (same decoder), as its own curve
+    "ncodec-e1": lambda **kw: NcodecAudioCodec(effort=1, **kw),
     "opus": _opus,
     "aac": _aac,
     "mp3": _mp3,
