@@ -36,7 +36,7 @@ from ncodec.bitstream.errors import CorruptStreamError, LimitExceededError
 from ncodec.bitstream.params import MAX_AUDIO_SAMPLES, AudioParams
 from ncodec.codec.audio_io import OUT_FORMATS
 from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
-from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
+from ncodec.codec.medium import EffortAnalysis, Encoded, MediumCodec, Progress, Target, no_progress
 from ncodec.models.audio_latent_opt import AUDIO_EFFORTS, applies, refine_audio
 from ncodec.models.audio_model import FRAME, SAMPLE_RATE, AudioModel
 from ncodec.models.latent_codecs import LatentCodec, split_parts
@@ -229,7 +229,7 @@ class ChunkAnalysis:
         return self.model.scale(self.y, rate / 10)
 
 
-class AudioAnalysis(Analysis):
+class AudioAnalysis(EffortAnalysis):
     """Every chunk's analysis of one prepared signal; :meth:`encode` takes the rate field
     (kbit/s x 10, clamped to 1..65535)."""
 
@@ -264,17 +264,6 @@ class AudioAnalysis(Analysis):
         if self.schedule is not None and applies(self.model, rate / 10):
             ys = refine_audio(self.model, c.region, ys, z_hat, rate / 10, self.schedule)
         return ys, z_hat
-
-    @property
-    def costly(self) -> bool:
-        return self.schedule is not None
-
-    def draft(self, rate: float) -> Encoded:
-        schedule, self.schedule = self.schedule, None
-        try:
-            return self.encode(rate)
-        finally:
-            self.schedule = schedule
 
     def encode(self, rate: float) -> Encoded:
         sr, ch, mode, samples, chunk = self.base

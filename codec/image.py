@@ -35,7 +35,7 @@ from ncodec.bitstream.container import MEDIA_IMAGE
 from ncodec.bitstream.errors import CorruptStreamError
 from ncodec.bitstream.params import MAX_PIXELS, ImageParams
 from ncodec.codec.errors import InvalidArgumentError, UnsupportedInputError
-from ncodec.codec.medium import Analysis, Encoded, MediumCodec, Progress, Target, no_progress
+from ncodec.codec.medium import EffortAnalysis, Encoded, MediumCodec, Progress, Target, no_progress
 from ncodec.models.image_model import DOWNSAMPLE, ImageModel
 from ncodec.models.latent_codecs import HyperpriorCodec, StagedCodec, join_parts, split_parts
 from ncodec.models.latent_codecs.checkerboard import ContextCodec
@@ -267,7 +267,7 @@ def _assemble(params: ImageParams, rgb: np.ndarray, alpha: np.ndarray | None) ->
     return Image.fromarray(rgb, "RGB")
 
 
-class ImageAnalysis(Analysis):
+class ImageAnalysis(EffortAnalysis):
     """The analysis ``g_a(x)`` of one prepared image (the whole picture, computed in windows),
     kept so that rate control can try many qualities cheaply.
 
@@ -322,17 +322,6 @@ class ImageAnalysis(Analysis):
             out = refine_residuals(self.model, x, ys, z_hat, q, self.schedule, prior=prior, progress=tick)
         next(steps, None)  # ends (and closes) the bar
         return out
-
-    @property
-    def costly(self) -> bool:
-        return self.schedule is not None
-
-    def draft(self, rate: float) -> Encoded:
-        schedule, self.schedule = self.schedule, None
-        try:
-            return self.encode(rate)
-        finally:
-            self.schedule = schedule
 
     def encode(self, rate: float) -> Encoded:
         params = self._params(int(round(min(max(rate, 0.0), 100.0) * 100)))

@@ -66,6 +66,24 @@ class Analysis(ABC):
         return self.encode(rate)
 
 
+class EffortAnalysis(Analysis):
+    """An analysis with an encoder effort: ``schedule`` is its latent optimisation (None at effort
+    0), which :meth:`draft` skips."""
+
+    schedule: Any = None
+
+    @property
+    def costly(self) -> bool:
+        return self.schedule is not None
+
+    def draft(self, rate: float) -> Encoded:
+        schedule, self.schedule = self.schedule, None
+        try:
+            return self.encode(rate)
+        finally:
+            self.schedule = schedule
+
+
 @dataclass(frozen=True)
 class Target:
     """A rate-control target of a medium: ``measure`` maps a whole stream (bytes) and its

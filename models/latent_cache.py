@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,39 +61,49 @@ def _crop(rng: random.Random, img: np.ndarray) -> np.ndarray:
     return c[:, ::-1] if rng.random() < 0.5 else c
 
 
-def build(out: Path, crops: int, data: Path = DEFAULT_DATA, model_name: str = "image-hp-v1") -> None:
-    """Writes (or completes) ``ceil(crops / CHUNK)`` chunks under ``out``."""
-    from ncodec.models.registry import load_model
-
+def crop_chunks(
+    out: Path, crops: int, data: Path, model_name: str, digest: str, seed: int
+) -> Iterator[tuple[int, int, Path, random.Random, np.ndarray]]:
+    """Writes ``out/manifest.json`` and yields, for each of the ``ceil(crops / CHUNK)`` chunks not
+    yet written, ``(k, n_chunks, path, rng, crops uint8 [CHUNK, CROP, CROP, 3])``; chunk ``k``'s
+    crops and ``rng`` are seeded by ``seed + k``, so a cache is rebuildable and resumable."""
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model(model_name)
     train, held = held_in_split(data)
-    (out / "manifest.json").write_text(
-        json.dumps(
-            {
-                "model": model_name,
-                "digest": model.digest.hex(),
-                "crop": CROP,
-                "train_images": len(train),
-                "held_in": [str(f) for f in held],
-            },
-            indent=1,
-        )
-    )
+    manifest = {"model": model_name, "digest": digest, "crop": CROP, "train_images": len(train)}
+    (out / "manifest.json").write_text(json.dumps({**manifest, "held_in": [str(f) for f in held]}, indent=1))
     images = [np.asarray(Image.open(f).convert("RGB")) for f in train]
     n_chunks = -(-crops // CHUNK)
-    t0 = time.time()
     for k in range(n_chunks):
         path = out / f"chunk_{k:04d}.safetensors"
         if path.exists():
             continue
-        rng = random.Random(1000 + k)
-        batch = np.stack([_crop(rng, images[rng.randrange(len(images))]) for _ in range(CHUNK)])
+        rng = random.Random(seed + k)
+        yield (
+            k,
+            n_chunks,
+            path,
+            rng,
+            np.stack([_crop(rng, images[rng.randrange(len(images))]) for _ in range(CHUNK)]),
+        )
+
+
+def save_chunk(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Writes a chunk atomically (an interrupted build leaves no half chunk)."""
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(path)
+
+
+def build(out: Path, crops: int, data: Path = DEFAULT_DATA, model_name: str = "image-hp-v1") -> None:
+    """Writes (or completes) ``ceil(crops / CHUNK)`` chunks under ``out``."""
+    from ncodec.models.registry import load_model
+
+    model = load_model(model_name)
+    t0 = time.time()
+    for k, n_chunks, path, _, batch in crop_chunks(out, crops, data, model_name, model.digest.hex(), 1000):
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0)
         ys = [model.analysis(x[i : i + 8]) for i in range(0, CHUNK, 8)]
-        tmp = path.with_suffix(".tmp")
-        save_file({"y": torch.cat(ys).to(torch.float16).contiguous()}, str(tmp))
-        tmp.replace(path)
+        save_chunk(path, {"y": torch.cat(ys).to(torch.float16).contiguous()})
         print(f"chunk {k + 1}/{n_chunks} ({time.time() - t0:.0f} s)", flush=True)
 
 

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from ncodec.models.audio_context import DEFAULT_CONTEXT, ContextNets, rate_bits
+from ncodec.models.train_audio_pd import pick_level, pick_signal
 
 ROOT = Path("runs/audio_ctx")
 CACHE = Path("runs/audio_pd")
 WINDOW = 128  # frames per training window (1.28 s)
-LEVEL_WEIGHTS = (0.2, 0.2, 0.2, 0.2, 0.12, 0.08)  # over the cached rates 5, 7, 9.5, 13, 19, 32 kbit/s
 BASE = "audio-pd-v1"
 
 
@@ -61,12 +61,8 @@ class SymbolCache:
         cum = np.cumsum(w / w.sum())
         syms, idxs = [], []
         for i in range(size):
-            if levels is None:
-                k = int(np.searchsorted(np.cumsum(LEVEL_WEIGHTS), rng.random() * sum(LEVEL_WEIGHTS)))
-                k = min(k, len(self.kbps) - 1)
-            else:
-                k = levels[i % len(levels)]
-            sig = int(ids[min(int(np.searchsorted(cum, rng.random())), len(ids) - 1)])
+            k = pick_level(rng, i, levels, len(self.kbps))
+            sig = pick_signal(rng, cum, ids)
             a = rng.randrange(self.frames[sig] - WINDOW + 1)
             s, t = self.window(sig, k, a)
             syms.append(np.ascontiguousarray(s))

@@ -84,6 +84,20 @@ def cache(data: Path = DEFAULT_DATA, root: Path = ROOT) -> None:
     print(f"cached {sum(frames)} frames x {len(CACHE_KBPS)} rates in {time.time() - t0:.0f} s")
 
 
+def pick_level(rng: random.Random, i: int, levels: list[int] | None, n_levels: int) -> int:
+    """Batch item ``i``'s cached rate level: drawn by ``LEVEL_WEIGHTS``, or the given ``levels``
+    in turn (validation batches)."""
+    if levels is not None:
+        return levels[i % len(levels)]
+    k = int(np.searchsorted(np.cumsum(LEVEL_WEIGHTS), rng.random() * sum(LEVEL_WEIGHTS)))
+    return min(k, n_levels - 1)
+
+
+def pick_signal(rng: random.Random, cum: np.ndarray, ids: np.ndarray) -> int:
+    """A signal of ``ids`` drawn with the probabilities whose cumulative sums are ``cum``."""
+    return int(ids[min(int(np.searchsorted(cum, rng.random())), len(ids) - 1)])
+
+
 class Cache:
     """The cached latents, memory-mapped; windows of ``WINDOW`` frames."""
 
@@ -121,13 +135,9 @@ class Cache:
         cum = np.cumsum(w / w.sum())
         out = {"ys": [], "idx": [], "mu": [], "x": [], "q": []}
         for i in range(size):
-            if levels is None:
-                k = int(np.searchsorted(np.cumsum(LEVEL_WEIGHTS), rng.random() * sum(LEVEL_WEIGHTS)))
-                k = min(k, len(self.kbps) - 1)
-            else:
-                k = levels[i % len(levels)]
+            k = pick_level(rng, i, levels, len(self.kbps))
             for _ in range(20):
-                sig = int(ids[min(int(np.searchsorted(cum, rng.random())), len(ids) - 1)])
+                sig = pick_signal(rng, cum, ids)
                 a = rng.randrange(self.frames[sig] - WINDOW + 1)
                 ys, idx, mu, x = self.window(sig, k, a)
                 if np.sqrt(np.mean(np.square(x, dtype=np.float64))) > 3e-3:

@@ -31,14 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -65,33 +63,12 @@ def load_base():
 def build_cache(out: Path, crops: int, data: Path, seconds: float = float("inf")) -> None:
     """Writes (or completes) ``ceil(crops / CHUNK)`` chunks under ``out``, each seeded by its index;
     stops after the chunk that passes ``seconds``."""
-    from ncodec.models.latent_cache import CROP, _crop, held_in_split
+    from ncodec.models.latent_cache import crop_chunks, save_chunk
 
-    out.mkdir(parents=True, exist_ok=True)
     model = load_base()
     codec = model.latent_codec(threads=1)
-    train, held = held_in_split(data)
-    (out / "manifest.json").write_text(
-        json.dumps(
-            {
-                "model": BASE,
-                "digest": model.digest.hex(),
-                "crop": CROP,
-                "train_images": len(train),
-                "held_in": [str(f) for f in held],
-            },
-            indent=1,
-        )
-    )
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in train]
-    n_chunks = -(-crops // CHUNK)
     t0 = time.time()
-    for k in range(n_chunks):
-        path = out / f"chunk_{k:04d}.safetensors"
-        if path.exists():
-            continue
-        rng = random.Random(5000 + k)
-        batch = np.stack([_crop(rng, images[rng.randrange(len(images))]) for _ in range(CHUNK)])
+    for k, n_chunks, path, rng, batch in crop_chunks(out, crops, data, BASE, model.digest.hex(), 5000):
         qs = [rng.uniform(0.0, 100.0) for _ in range(CHUNK)]
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).contiguous()
         xf = x.float().div(255.0)
@@ -102,12 +79,8 @@ def build_cache(out: Path, crops: int, data: Path, seconds: float = float("inf")
             ys, z_hat = model.scale_latents(y[i : i + 1], qs[i])
             ys_hat = codec.compress(ys, z_hat).ys_hat
             fx.append(torch.round(ys_hat * FX).to(torch.int32))
-        tmp = path.with_suffix(".tmp")
-        save_file(
-            {"x": x, "ys_hat_fx": torch.cat(fx).contiguous(), "q": torch.tensor(qs, dtype=torch.float32)},
-            str(tmp),
-        )
-        tmp.replace(path)
+        q = torch.tensor(qs, dtype=torch.float32)
+        save_chunk(path, {"x": x, "ys_hat_fx": torch.cat(fx).contiguous(), "q": q})
         print(f"chunk {k + 1}/{n_chunks} ({time.time() - t0:.0f} s)", flush=True)
         if time.time() - t0 > seconds:
             break
