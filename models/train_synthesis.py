@@ -298,9 +298,9 @@ def _psnr8(x_hat: Tensor, x: Tensor) -> float:
 @torch.no_grad()
 def measure(ckpts: list[Path], images: list[Path], qualities=MEASURE_QUALITIES) -> dict:
     """Per quality: payload bytes (once: the payload does not depend on the decoder) and mean
-    PSNR-RGB over ``images`` for the base decoder and each checkpoint's; BD-rate of each against
-    the base over the qualities (bpp of the summed bytes, mean PSNR)."""
-    from ncodec.eval.bdrate import bd_rate
+    PSNR-RGB over ``images`` for the base decoder and each checkpoint's, and each one's PSNR change
+    at the same bytes (models sit below the evaluation, so a BD-rate over these curves is
+    ``ncodec.eval.bdrate.bd_rate``'s to compute)."""
     from ncodec.models.train_context import load_image
 
     base = load_base()
@@ -332,12 +332,7 @@ def measure(ckpts: list[Path], images: list[Path], qualities=MEASURE_QUALITIES) 
                 "psnr": float(np.mean(d["psnr"])),
                 "dpsnr": float(np.mean(d["psnr"]) - np.mean(b["psnr"])),
             }
-        r = {"per_quality": rows}
-        if name != "base":
-            rb, pb = zip(*[(v["bpp"], v["psnr"]) for v in out["base"]["per_quality"].values()])
-            rt, pt = zip(*[(v["bpp"], v["psnr"]) for v in rows.values()])
-            r["bd_rate_%"] = bd_rate(rb, pb, rt, pt)
-        out[name] = r
+        out[name] = {"per_quality": rows}
     return out
 
 
