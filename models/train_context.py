@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ncodec.models.image_context import (
     DEFAULT_CONTEXT,
@@ -38,6 +36,7 @@ from ncodec.models.image_context import (
     rate_forward,
 )
 from ncodec.models.int_hyper import Z_LIMIT
+from ncodec.models.train_core import load_state, save_state
 
 EVAL_QUALITIES = (10.0, 50.0, 90.0)
 
@@ -82,26 +81,11 @@ def hyper_inputs(
 
 
 def save_checkpoint(path: Path, nets: ContextNets, opt: torch.optim.Optimizer, meta: dict) -> None:
-    t = {f"net.{k}": v.detach().contiguous() for k, v in nets.state_dict().items()}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            t[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().contiguous()
-    tmp = path.with_suffix(".tmp")
-    save_file(t, str(tmp), metadata={"meta": json.dumps(meta)})
-    tmp.replace(path)
+    save_state(path, nets.state_dict(), "net", opt, meta)
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict, dict]:
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["meta"])
-        t = {k: f.get_tensor(k) for k in f.keys()}
-    net = {k[4:]: v for k, v in t.items() if k.startswith("net.")}
-    opt: dict = {}
-    for k, v in t.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            opt.setdefault(int(i), {})[name] = v
-    return meta, net, opt
+    return load_state(path, "net")
 
 
 def load_nets(path: Path) -> ContextNets:

@@ -150,6 +150,37 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, me
     tmp.replace(path)
 
 
+def save_state(
+    path: Path, weights: dict[str, Tensor], prefix: str, opt: torch.optim.Optimizer | None, meta: dict
+) -> None:
+    """``weights`` (as ``{prefix}.{name}``), the optimiser's per-parameter state by index
+    (``opt.{i}.{key}``, unless ``opt`` is None) and ``meta`` (JSON) in one safetensors file, written
+    atomically: the checkpoint of a trainer whose optimiser state maps back by index."""
+    t = {f"{prefix}.{k}": v.detach().contiguous().clone() for k, v in weights.items()}
+    if opt is not None:
+        for i, st in opt.state_dict()["state"].items():
+            for k, v in st.items():
+                t[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().contiguous().clone()
+    tmp = path.with_suffix(".tmp")
+    save_file(t, str(tmp), metadata={"meta": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def load_state(path: Path, prefix: str) -> tuple[dict, dict[str, Tensor], dict[int, dict[str, Tensor]]]:
+    """A :func:`save_state` file: ``(meta, weights, optimiser state by parameter index)``."""
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+        t = {k: f.get_tensor(k) for k in f.keys()}
+    n = len(prefix) + 1
+    weights = {k[n:]: v for k, v in t.items() if k.startswith(prefix + ".")}
+    opt: dict[int, dict[str, Tensor]] = {}
+    for k, v in t.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            opt.setdefault(int(i), {})[name] = v
+    return meta, weights, opt
+
+
 def checkpoint_meta(path: Path) -> dict:
     """The JSON ``meta`` of a checkpoint (or of one of its shards)."""
     with safe_open(str(path), "pt") as f:

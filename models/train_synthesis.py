@@ -37,9 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
+
+from ncodec.models.train_core import load_state, save_state
 
 BASE = "image-ctx-v2"
 DEFAULT_CACHE = Path("runs/cache/synthesis-ctx-v2")
@@ -169,27 +170,11 @@ def inv_gains(model, qualities: list[float]) -> Tensor:
 
 
 def save_checkpoint(path: Path, model, opt: torch.optim.Optimizer | None, meta: dict) -> None:
-    t = {f"w.{k}": v.detach().contiguous().clone() for k, v in trainable(model).items()}
-    if opt is not None:
-        for i, st in opt.state_dict()["state"].items():
-            for k, v in st.items():
-                t[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().contiguous().clone()
-    tmp = path.with_suffix(".tmp")
-    save_file(t, str(tmp), metadata={"meta": json.dumps(meta)})
-    tmp.replace(path)
+    save_state(path, trainable(model), "w", opt, meta)
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict[str, Tensor], dict]:
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["meta"])
-        t = {k: f.get_tensor(k) for k in f.keys()}
-    w = {k[2:]: v for k, v in t.items() if k.startswith("w.")}
-    opt: dict = {}
-    for k, v in t.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            opt.setdefault(int(i), {})[name] = v
-    return meta, w, opt
+    return load_state(path, "w")
 
 
 def apply_weights(model, w: dict[str, Tensor]) -> None:
