@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ncodec.entropy.tables import gaussian_scale_table
-from ncodec.models.latent_opt import Schedule, _bit_map, _sga
+from ncodec.models.latent_opt import Schedule, _bit_map, _sga, anneal
 
 __all__ = ["AUDIO_EFFORTS", "applies", "rate_weight", "refine_audio"]
 
@@ -107,22 +107,11 @@ def refine_audio(
         dist = spectral_loss(a, b)["dist"].sum().cpu()
         return dist + weight * _bit_map(r, sigma).sum() / seconds / 1000
 
+    @torch.no_grad()
+    def score(u: Tensor) -> tuple[float, Tensor]:
+        cand = torch.round(u)
+        return float(objective(cand)), cand
+
     u = (ys.detach().cpu().double() - mu64).to(torch.float32).clone().requires_grad_(True)
-    best = torch.round(u.detach())
-    with torch.no_grad():
-        best_cost = float(objective(best))
-    opt = torch.optim.Adam([u], lr=schedule.lr)
-    gen = torch.Generator().manual_seed(seed)
-    ratio = (schedule.tau1 / schedule.tau0) ** (1.0 / max(schedule.iters - 1, 1))
-    for it in range(schedule.iters):
-        loss = objective(_sga(u, schedule.tau0 * ratio**it, gen))
-        opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=[u])  # the latents only: the weights stay frozen and gradient-free
-        opt.step()
-        if it % 8 == 7 or it == schedule.iters - 1:
-            cand = torch.round(u.detach())
-            with torch.no_grad():
-                c = float(objective(cand))
-            if c < best_cost:
-                best, best_cost = cand, c
+    best = anneal(u, schedule, seed, lambda u, tau, gen: objective(_sga(u, tau, gen)), score)
     return best.double() + mu64

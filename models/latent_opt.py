@@ -26,7 +26,9 @@ given image, quality and effort (seeded noise, one thread's float order aside).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +37,7 @@ from torch import Tensor
 
 from ncodec.entropy.tables import gaussian_scale_table
 
-__all__ = ["Schedule", "EFFORTS", "refine_context", "refine_residuals", "rd_lambda"]
+__all__ = ["Schedule", "EFFORTS", "anneal", "refine_context", "refine_residuals", "rd_lambda"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,36 @@ def _sga(u: Tensor, tau: float, gen: torch.Generator) -> Tensor:
     logits = torch.stack([-torch.atanh(d) / tau, -torch.atanh(1 - d) / tau], dim=0)
     g = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen).clamp(1e-9, 1 - 1e-9)))
     return fl + F.softmax(logits + g, dim=0)[1]
+
+
+def anneal(
+    v: Tensor,
+    schedule: Schedule,
+    seed: int,
+    loss_at: Callable[[Tensor, float, torch.Generator], Tensor],
+    score: Callable[[Tensor], tuple[float, Any]],
+    progress: Callable[[int], None] | None = None,
+) -> Any:
+    """The SGA optimisation shared by every refinement: Adam on the leaf ``v`` against
+    ``loss_at(v, tau, gen)`` (the relaxed objective) as the temperature anneals geometrically from
+    ``tau0`` to ``tau1``; every 8 steps and at the end ``score(v)`` gives the true objective of what
+    would be coded and that candidate. Returns the best candidate, the starting point's included."""
+    best_cost, best = score(v.detach())
+    opt = torch.optim.Adam([v], lr=schedule.lr)
+    gen = torch.Generator().manual_seed(seed)
+    ratio = (schedule.tau1 / schedule.tau0) ** (1.0 / max(schedule.iters - 1, 1))
+    for it in range(schedule.iters):
+        loss = loss_at(v, schedule.tau0 * ratio**it, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=[v])  # the latents only: the weights stay frozen and gradient-free
+        opt.step()
+        if progress is not None:
+            progress(it)
+        if it % 8 == 7 or it == schedule.iters - 1:
+            c, cand = score(v.detach())
+            if c < best_cost:
+                best_cost, best = c, cand
+    return best
 
 
 def _bit_map(r: Tensor, sigma: Tensor) -> Tensor:
@@ -140,26 +172,15 @@ def refine_residuals(
     pixels = h * w
     mu32 = mu.to(torch.float32)
     u = (ys.cpu().double() - mu).to(torch.float32).clone().requires_grad_(True)
-    start = torch.round(u.detach())
-    opt = torch.optim.Adam([u], lr=schedule.lr)
-    gen = torch.Generator().manual_seed(seed)
-    best, best_loss = start, _cost(model, start, mu32, sigma, inv_gain, x, lam, pixels, dev)
-    ratio = (schedule.tau1 / schedule.tau0) ** (1.0 / max(schedule.iters - 1, 1))
-    for it in range(schedule.iters):
-        tau = schedule.tau0 * ratio**it
-        r = _sga(u, tau, gen)
-        loss = _loss(model, r, mu32, sigma, inv_gain, x, lam, pixels, dev)
-        opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=[u])  # the latents only: the weights stay frozen and gradient-free
-        opt.step()
-        if progress is not None:
-            progress(it)
-        if it % 8 == 7 or it == schedule.iters - 1:
-            cand = torch.round(u.detach())
-            c = _cost(model, cand, mu32, sigma, inv_gain, x, lam, pixels, dev)
-            if c < best_loss:
-                best, best_loss = cand, c
-    return best.double() + mu
+
+    def loss_at(u: Tensor, tau: float, gen: torch.Generator) -> Tensor:
+        return _loss(model, _sga(u, tau, gen), mu32, sigma, inv_gain, x, lam, pixels, dev)
+
+    def score(u: Tensor) -> tuple[float, Tensor]:
+        cand = torch.round(u)
+        return _cost(model, cand, mu32, sigma, inv_gain, x, lam, pixels, dev), cand
+
+    return anneal(u, schedule, seed, loss_at, score, progress).double() + mu
 
 
 def refine_context(
@@ -258,24 +279,12 @@ def refine_context(
         bits = _bit_map(sym.to(torch.float32), scales[tab]).sum()
         return float(bits / pixels + lam * 255**2 * distortion(yh.to(torch.float32), True)), yh
 
+    def loss_at(v: Tensor, tau: float, gen: torch.Generator) -> Tensor:
+        yh, bits = relaxed(v, tau, gen)
+        return bits / pixels + lam * 255**2 * distortion(yh, False)
+
     v = ys.detach().cpu().to(torch.float32).clone().requires_grad_(True)
-    best_loss, best = cost(v.detach())
-    opt = torch.optim.Adam([v], lr=schedule.lr)
-    gen = torch.Generator().manual_seed(seed)
-    ratio = (schedule.tau1 / schedule.tau0) ** (1.0 / max(schedule.iters - 1, 1))
-    for it in range(schedule.iters):
-        yh, bits = relaxed(v, schedule.tau0 * ratio**it, gen)
-        loss = bits / pixels + lam * 255**2 * distortion(yh, False)
-        opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=[v])  # the latents only: the weights stay frozen and gradient-free
-        opt.step()
-        if progress is not None:
-            progress(it)
-        if it % 8 == 7 or it == schedule.iters - 1:
-            c, yh_c = cost(v.detach())
-            if c < best_loss:
-                best_loss, best = c, yh_c
-    return best
+    return anneal(v, schedule, seed, loss_at, cost, progress)
 
 
 def _loss(model, r, mu, sigma, inv_gain, x, lam, pixels, dev, clamp: bool = False) -> Tensor:
